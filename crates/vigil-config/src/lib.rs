@@ -1,0 +1,352 @@
+//! Vigil's configuration.
+//!
+//! One TOML file, `vigil.toml` in the data directory, holds the settings; an environment
+//! variable `VIGIL_<SECTION>_<KEY>` overrides any key (`VIGIL_LOG_LEVEL=debug` overrides
+//! `log.level`). Loading validates everything at once and stops at the first problem with an
+//! error that names the key, the value, where the value came from and what is wrong.
+//!
+//! Keys are declared once in [`KEYS`]; the file written by `vigil init` is [`DEFAULT_CONFIG`],
+//! and the tests hold that both say the same thing.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+mod keys;
+
+pub use keys::{KEYS, KeySpec};
+
+/// The configuration file's name inside the data directory.
+pub const CONFIG_FILE: &str = "vigil.toml";
+
+/// Environment variables that start with `VIGIL_` but are not configuration keys.
+pub const NON_KEY_VARIABLES: &[&str] = &["VIGIL_DATA_DIR"];
+
+/// Largest configuration file read, in bytes. A configuration is a few kilobytes; anything
+/// larger is a mistake (a wrong path, a log file) and is refused rather than read into memory.
+pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+/// The commented configuration that `vigil init` writes.
+pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
+
+/// The validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// The `[log]` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// Least severe level written.
+    pub level: LogLevel,
+    /// Output format.
+    pub format: LogFormat,
+}
+
+/// Log levels, from the most to the least verbose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    /// Everything, including per-message traces.
+    Trace,
+    /// Debugging detail.
+    Debug,
+    /// Normal operation.
+    Info,
+    /// Something worth a look.
+    Warn,
+    /// Something failed.
+    Error,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One readable line per event.
+    Human,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+impl LogLevel {
+    /// The level's name as the configuration writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Trace => "trace",
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        }
+    }
+}
+
+/// Where a configuration value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// The built-in default.
+    Default,
+    /// The configuration file.
+    File(PathBuf),
+    /// An environment variable.
+    Env(&'static str),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Default => f.write_str("the default"),
+            Source::File(path) => write!(f, "{}", path.display()),
+            Source::Env(var) => write!(f, "environment variable {var}"),
+        }
+    }
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is larger than [`MAX_CONFIG_BYTES`].
+    #[error("{} is larger than {MAX_CONFIG_BYTES} bytes; is it really a configuration file?", path.display())]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The file is not valid TOML.
+    #[error("{} is not valid TOML: {message}", path.display())]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// The file has a key Vigil does not know (often a typo).
+    #[error("unknown key `{key}` in {origin}{hint}")]
+    UnknownKey {
+        /// The dotted key.
+        key: String,
+        /// Where it was found.
+        origin: Source,
+        /// A suggestion, if a known key is close.
+        hint: String,
+    },
+    /// A key has a value that is not allowed.
+    #[error("`{key}` = {value} (from {origin}): {problem}")]
+    Invalid {
+        /// The dotted key.
+        key: &'static str,
+        /// The value as written (configuration values are not secret).
+        value: String,
+        /// Where it came from.
+        origin: Source,
+        /// What is wrong and what would be right.
+        problem: String,
+    },
+}
+
+/// A loaded configuration, with anything worth a warning.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loaded {
+    /// The configuration.
+    pub config: Config,
+    /// Every key's value in force and where it came from, in [`KEYS`] order.
+    pub effective: Vec<Effective>,
+    /// Things that did not stop loading but deserve a look (an unknown `VIGIL_*` variable).
+    pub warnings: Vec<String>,
+}
+
+/// One key's value in force.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Effective {
+    /// The dotted key.
+    pub key: &'static str,
+    /// The value, written as TOML.
+    pub value: String,
+    /// Where it came from.
+    pub source: Source,
+}
+
+/// A value and where it came from, before it is typed.
+#[derive(Debug, Clone)]
+struct Raw {
+    value: toml::Value,
+    source: Source,
+}
+
+/// Loads `vigil.toml` from `data_dir` and applies `VIGIL_*` overrides from `env`.
+///
+/// A missing file is an error: `vigil init` creates it, and running with silent defaults in a
+/// directory that was never initialised hides mistakes.
+pub fn load(
+    data_dir: &Path,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Loaded, ConfigError> {
+    let path = data_dir.join(CONFIG_FILE);
+    let text = read_limited(&path)?;
+    load_from_str(&text, Source::File(path), env)
+}
+
+fn read_limited(path: &Path) -> Result<String, ConfigError> {
+    use std::io::Read;
+    let read_error = |source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(read_error)?;
+    let mut text = String::new();
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(read_error)?;
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(ConfigError::TooLarge {
+            path: path.to_owned(),
+        });
+    }
+    Ok(text)
+}
+
+/// Parses configuration text and applies `VIGIL_*` overrides from `env`.
+pub fn load_from_str(
+    text: &str,
+    file: Source,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Loaded, ConfigError> {
+    let path = match &file {
+        Source::File(path) => path.clone(),
+        Source::Default | Source::Env(_) => PathBuf::from(CONFIG_FILE),
+    };
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| ConfigError::Syntax {
+            path,
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+
+    let mut raw: BTreeMap<&'static str, Raw> = BTreeMap::new();
+    collect_file_keys(&table, "", &file, &mut raw)?;
+
+    let mut warnings = Vec::new();
+    for (var, text) in env {
+        if !var.starts_with("VIGIL_") || NON_KEY_VARIABLES.contains(&var.as_str()) {
+            continue;
+        }
+        match KEYS.iter().find(|k| k.env == var) {
+            Some(key) => {
+                raw.insert(
+                    key.path,
+                    Raw {
+                        value: env_value(&text),
+                        source: Source::Env(key.env),
+                    },
+                );
+            }
+            None => warnings.push(format!(
+                "environment variable {var} is not a Vigil setting and is ignored{}",
+                suggest(&var, KEYS.iter().map(|k| k.env))
+            )),
+        }
+    }
+
+    let config = keys::build(&raw)?;
+    let effective = KEYS
+        .iter()
+        .map(|key| {
+            let raw = keys::value_of(&raw, key.path);
+            Effective {
+                key: key.path,
+                value: raw.value.to_string(),
+                source: raw.source,
+            }
+        })
+        .collect();
+    Ok(Loaded {
+        config,
+        effective,
+        warnings,
+    })
+}
+
+/// Walks the parsed file, refusing keys that are not in [`KEYS`].
+fn collect_file_keys(
+    table: &toml::Table,
+    prefix: &str,
+    file: &Source,
+    raw: &mut BTreeMap<&'static str, Raw>,
+) -> Result<(), ConfigError> {
+    for (name, value) in table {
+        let path = if prefix.is_empty() {
+            name.clone()
+        } else {
+            format!("{prefix}.{name}")
+        };
+        if let Some(key) = KEYS.iter().find(|k| k.path == path) {
+            raw.insert(
+                key.path,
+                Raw {
+                    value: value.clone(),
+                    source: file.clone(),
+                },
+            );
+        } else if let (toml::Value::Table(section), true) = (
+            value,
+            KEYS.iter().any(|k| k.path.starts_with(&format!("{path}."))),
+        ) {
+            collect_file_keys(section, &path, file, raw)?;
+        } else {
+            return Err(ConfigError::UnknownKey {
+                hint: suggest(&path, KEYS.iter().map(|k| k.path)),
+                key: path,
+                origin: file.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// An environment value is read as a TOML value when it is one (`30`, `true`, `["a", "b"]`),
+/// and as a plain string otherwise (`debug`), so that strings need no quotes.
+fn env_value(text: &str) -> toml::Value {
+    format!("v = {text}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(text.to_owned()))
+}
+
+/// ", did you mean `x`?" when a known name is within two edits of `wrong`.
+fn suggest<'a>(wrong: &str, known: impl Iterator<Item = &'a str>) -> String {
+    known
+        .map(|k| (edit_distance(wrong, k), k))
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map(|(_, k)| format!("; did you mean `{k}`?"))
+        .unwrap_or_default()
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests;

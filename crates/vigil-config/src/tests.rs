@@ -1,0 +1,152 @@
+use super::*;
+
+fn no_env() -> Vec<(String, String)> {
+    Vec::new()
+}
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn file() -> Source {
+    Source::File(PathBuf::from("/data/vigil.toml"))
+}
+
+#[test]
+fn default_file_equals_built_in_defaults_and_names_every_key() {
+    let from_file = load_from_str(DEFAULT_CONFIG, file(), no_env()).unwrap();
+    let from_nothing = load_from_str("", file(), no_env()).unwrap();
+    assert_eq!(from_file.config, from_nothing.config);
+    let table: toml::Table = DEFAULT_CONFIG.parse().unwrap();
+    for key in KEYS {
+        let (section, name) = key.path.split_once('.').unwrap();
+        let written = &table[section][name];
+        assert_eq!(
+            written,
+            &env_value(key.default),
+            "{} in default.toml",
+            key.path
+        );
+        assert_eq!(
+            key.env,
+            format!("VIGIL_{}", key.path.replace('.', "_").to_uppercase()),
+            "env names follow VIGIL_<SECTION>_<KEY>"
+        );
+    }
+}
+
+#[test]
+fn environment_overrides_the_file() {
+    let text = "[log]\nlevel = \"warn\"\n";
+    let loaded = load_from_str(
+        text,
+        file(),
+        env(&[("VIGIL_LOG_LEVEL", "debug"), ("VIGIL_LOG_FORMAT", "json")]),
+    )
+    .unwrap();
+    assert_eq!(loaded.config.log.level, LogLevel::Debug);
+    assert_eq!(loaded.config.log.format, LogFormat::Json);
+    assert!(loaded.warnings.is_empty());
+}
+
+#[test]
+fn invalid_value_names_key_value_source_and_problem() {
+    let err = load_from_str("[log]\nlevel = \"verbose\"\n", file(), no_env()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "`log.level` = \"verbose\" (from /data/vigil.toml): expected one of: trace, debug, info, warn, error"
+    );
+    let err = load_from_str("", file(), env(&[("VIGIL_LOG_FORMAT", "xml")])).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "`log.format` = \"xml\" (from environment variable VIGIL_LOG_FORMAT): expected one of: human, json"
+    );
+    let err = load_from_str("[log]\nlevel = 3\n", file(), no_env()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "`log.level` = 3 (from /data/vigil.toml): expected a string, one of: trace, debug, info, warn, error"
+    );
+}
+
+#[test]
+fn unknown_keys_are_refused_with_a_suggestion() {
+    let err = load_from_str("[log]\nlevle = \"info\"\n", file(), no_env()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "unknown key `log.levle` in /data/vigil.toml; did you mean `log.level`?"
+    );
+    let err = load_from_str("[database]\nurl = \"x\"\n", file(), no_env()).unwrap_err();
+    assert!(
+        matches!(&err, ConfigError::UnknownKey { key, .. } if key == "database"),
+        "{err}"
+    );
+    let err = load_from_str("log = 5\n", file(), no_env()).unwrap_err();
+    assert!(matches!(err, ConfigError::UnknownKey { .. }), "{err}");
+}
+
+#[test]
+fn syntax_errors_give_line_and_column() {
+    let err = load_from_str("[log\nlevel = ", file(), no_env()).unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.starts_with("/data/vigil.toml is not valid TOML"),
+        "{message}"
+    );
+    assert!(message.contains("line 1"), "{message}");
+}
+
+#[test]
+fn unknown_vigil_variables_warn_with_a_suggestion_and_others_are_ignored() {
+    let loaded = load_from_str(
+        "",
+        file(),
+        env(&[
+            ("VIGIL_LOG_LEVLE", "debug"),
+            ("VIGIL_DATA_DIR", "/tmp"),
+            ("HOME", "/root"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(loaded.config.log.level, LogLevel::Info);
+    assert_eq!(
+        loaded.warnings,
+        vec![
+            "environment variable VIGIL_LOG_LEVLE is not a Vigil setting and is ignored; did you mean `VIGIL_LOG_LEVEL`?"
+                .to_owned()
+        ]
+    );
+}
+
+#[test]
+fn env_values_are_toml_when_they_parse_and_strings_otherwise() {
+    assert_eq!(env_value("30"), toml::Value::Integer(30));
+    assert_eq!(env_value("debug"), toml::Value::String("debug".into()));
+    assert_eq!(
+        env_value("\"quoted\""),
+        toml::Value::String("quoted".into())
+    );
+    assert_eq!(env_value("a = b"), toml::Value::String("a = b".into()));
+}
+
+#[test]
+fn load_reads_the_data_directory_and_reports_missing_or_oversized_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = load(dir.path(), no_env()).unwrap_err();
+    assert!(matches!(err, ConfigError::Read { .. }), "{err}");
+
+    std::fs::write(dir.path().join(CONFIG_FILE), DEFAULT_CONFIG).unwrap();
+    assert_eq!(
+        load(dir.path(), no_env()).unwrap().config.log.format,
+        LogFormat::Human
+    );
+
+    let big = vec![b'#'; usize::try_from(MAX_CONFIG_BYTES).unwrap() + 10];
+    std::fs::write(dir.path().join(CONFIG_FILE), big).unwrap();
+    assert!(matches!(
+        load(dir.path(), no_env()).unwrap_err(),
+        ConfigError::TooLarge { .. }
+    ));
+}

@@ -1,0 +1,80 @@
+//! The command line, as clap parses it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Vigil: an end-to-end security platform for the Internet of Medical Things.
+#[derive(Debug, Parser)]
+#[command(name = "vigil", version, about, long_about = None)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) log: LogArgs,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Logging flags, which override the configuration file's `[log]` section.
+#[derive(Debug, Args)]
+pub(crate) struct LogArgs {
+    /// Least severe log level written: trace, debug, info, warn, error.
+    #[arg(long, global = true, value_name = "LEVEL")]
+    pub(crate) log_level: Option<String>,
+    /// Log format.
+    #[arg(long, global = true, value_enum)]
+    pub(crate) log_format: Option<LogFormatArg>,
+}
+
+/// Log formats on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum LogFormatArg {
+    /// One readable line per event.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The data directory, shared by every command that works on one.
+#[derive(Debug, Args)]
+pub(crate) struct DataDirArg {
+    /// The hub's data directory (configuration, keys, database).
+    #[arg(long, env = "VIGIL_DATA_DIR", default_value = "vigil-data")]
+    pub(crate) data_dir: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Create a data directory with a commented default configuration.
+    Init(DataDirArg),
+    /// Work with the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Print Vigil's clinical vocabulary: quantities with their MDC and LOINC codes, units and
+    /// limits, or device classes with what they report, accept and the safety profiles.
+    Codes(CodesArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ConfigCommand {
+    /// Validate the configuration (file and VIGIL_* environment) and print the values in force.
+    Check(DataDirArg),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CodesArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = CodesFormat::Table)]
+    pub(crate) format: CodesFormat,
+    /// Print device classes and safety profiles instead of quantities.
+    #[arg(long)]
+    pub(crate) devices: bool,
+}
+
+/// Output formats of `vigil codes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum CodesFormat {
+    /// Aligned columns for people.
+    Table,
+    /// JSON for programs.
+    Json,
+}
