@@ -339,18 +339,13 @@ const SPECS: &[QuantitySpec] = &[
         mdc_aliases: &[],
         loinc: &[],
         // UCUM's `U` is the enzyme unit (µmol/min); insulin is dosed in international units,
-        // `[iU]` (also written `[IU]`).
-        units: &[
-            canonical(unit(
-                "[iU]/h",
-                "international units per hour",
-                Some(DIM_X_INTL_UNIT_PER_HR),
-            )),
-            also(
-                unit("[IU]/h", "international units per hour", None),
-                Conversion::IDENTITY,
-            ),
-        ],
+        // `[iU]`. UCUM's arbitrary units convert to nothing, not even to their upper-case
+        // spelling `[IU]`, so exactly one spelling is accepted.
+        units: &[canonical(unit(
+            "[iU]/h",
+            "international units per hour",
+            Some(DIM_X_INTL_UNIT_PER_HR),
+        ))],
         // A setting, not physiology: the widest programmable pump range (35 [iU]/h, Medtronic
         // MiniMed) is the bound. A setting may be changed at once.
         limits: Limits {
@@ -368,13 +363,11 @@ const SPECS: &[QuantitySpec] = &[
         mdc: MdcCode::new("MDC_INS_BOLUS", 128, 29736),
         mdc_aliases: &[],
         loinc: &[],
-        units: &[
-            canonical(unit("[iU]", "international units", Some(DIM_X_INTL_UNIT))),
-            also(
-                unit("[IU]", "international units", None),
-                Conversion::IDENTITY,
-            ),
-        ],
+        units: &[canonical(unit(
+            "[iU]",
+            "international units",
+            Some(DIM_X_INTL_UNIT),
+        ))],
         // Largest single bolus any common pump delivers: 75 [iU] (Medtronic MiniMed).
         limits: Limits {
             min: 0.0,
