@@ -1,5 +1,7 @@
 //! `vigil`: the one command-line program of the Vigil IoMT security platform.
 
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 
 use clap::Parser;

@@ -8,6 +8,8 @@
 //! Keys are declared once in [`KEYS`]; the file written by `vigil init` is [`DEFAULT_CONFIG`],
 //! and the tests hold that both say the same thing.
 
+#![forbid(unsafe_code)]
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};

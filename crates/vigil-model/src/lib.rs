@@ -9,6 +9,8 @@
 //!
 //! This crate does no I/O and imports no other Vigil crate.
 
+#![forbid(unsafe_code)]
+
 pub mod alert;
 pub mod audit;
 pub mod device;
