@@ -1,0 +1,127 @@
+//! The rows of the device registry.
+
+use std::fmt;
+use std::str::FromStr;
+
+use vigil_model::{DeviceClass, DeviceId, Timestamp};
+
+/// Where a device is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceStatus {
+    /// Registered, waiting to enrol.
+    Registered,
+    /// Holds a certificate.
+    Active,
+    /// Revoked: may not connect, enrol or renew.
+    Revoked,
+}
+
+impl DeviceStatus {
+    /// Stable name, as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceStatus::Registered => "registered",
+            DeviceStatus::Active => "active",
+            DeviceStatus::Revoked => "revoked",
+        }
+    }
+}
+
+impl FromStr for DeviceStatus {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "registered" => Ok(DeviceStatus::Registered),
+            "active" => Ok(DeviceStatus::Active),
+            "revoked" => Ok(DeviceStatus::Revoked),
+            other => Err(format!("unknown device status {other:?}")),
+        }
+    }
+}
+
+impl fmt::Display for DeviceStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A registered device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRecord {
+    /// Its id.
+    pub id: DeviceId,
+    /// Its class.
+    pub class: DeviceClass,
+    /// Where it is in its life.
+    pub status: DeviceStatus,
+    /// When it was registered.
+    pub created_at: Timestamp,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// A stored enrolment token: only the hash of its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    /// The token's public id.
+    pub id: String,
+    /// The device it enrols.
+    pub device: DeviceId,
+    /// SHA-256 of the secret.
+    pub secret_hash: Vec<u8>,
+    /// When it was made.
+    pub created_at: Timestamp,
+    /// When it stops working.
+    pub expires_at: Timestamp,
+}
+
+/// Why a token was not spent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenRefusal {
+    /// Unknown id or wrong secret (indistinguishable on purpose).
+    Invalid,
+    /// The secret matched but the token is past its expiry.
+    Expired,
+    /// The secret matched but the token was already used (or replaced by a newer one).
+    AlreadyUsed,
+    /// The secret matched but the device is revoked.
+    DeviceRevoked,
+}
+
+/// A certificate issued to a device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateRecord {
+    /// Serial, lowercase hex.
+    pub serial: String,
+    /// The device it names.
+    pub device: DeviceId,
+    /// SHA-256 of the DER, lowercase hex.
+    pub fingerprint: String,
+    /// Start of validity.
+    pub not_before: Timestamp,
+    /// End of validity.
+    pub not_after: Timestamp,
+    /// Key kind (`ecdsa-p256`, `ecdsa-p384`, `ed25519`, `rsa`).
+    pub key_kind: String,
+    /// Key size in bits.
+    pub key_bits: u32,
+    /// When it was issued.
+    pub issued_at: Timestamp,
+    /// How: `enroll`, `renew` or `offline`.
+    pub issued_via: String,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<Timestamp>,
+    /// Why, if it was.
+    pub revocation_reason: Option<String>,
+}
+
+/// A revoked certificate, as the CRL lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokedCertificate {
+    /// Serial, lowercase hex.
+    pub serial: String,
+    /// When it was revoked.
+    pub revoked_at: Timestamp,
+    /// Why.
+    pub reason: String,
+}

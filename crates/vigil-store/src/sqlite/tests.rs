@@ -1,0 +1,268 @@
+use super::*;
+use vigil_model::{Action, Actor, Outcome, Resource, ResourceKind};
+
+fn t(millis: i64) -> Timestamp {
+    Timestamp::from_unix_millis(millis).unwrap()
+}
+
+fn id(text: &str) -> DeviceId {
+    DeviceId::new(text).unwrap()
+}
+
+fn device(text: &str) -> DeviceRecord {
+    DeviceRecord {
+        id: id(text),
+        class: DeviceClass::InsulinPump,
+        status: DeviceStatus::Registered,
+        created_at: t(1_000),
+        revoked_at: None,
+    }
+}
+
+fn token(token_id: &str, device: &str, hash: u8, expires: i64) -> TokenRecord {
+    TokenRecord {
+        id: token_id.into(),
+        device: id(device),
+        secret_hash: vec![hash; 32],
+        created_at: t(1_000),
+        expires_at: t(expires),
+    }
+}
+
+fn certificate(serial: &str, device: &str, not_after: i64) -> CertificateRecord {
+    CertificateRecord {
+        serial: serial.into(),
+        device: id(device),
+        fingerprint: format!("fp-{serial}"),
+        not_before: t(1_000),
+        not_after: t(not_after),
+        key_kind: "ecdsa-p256".into(),
+        key_bits: 256,
+        issued_at: t(2_000),
+        issued_via: "enroll".into(),
+        revoked_at: None,
+        revocation_reason: None,
+    }
+}
+
+fn open() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    (dir, store)
+}
+
+fn hash_is(expected: u8) -> impl Fn(&[u8]) -> bool {
+    move |stored: &[u8]| stored == [expected; 32]
+}
+
+#[test]
+fn the_database_file_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let (dir, _store) = open();
+    let mode = std::fs::metadata(dir.path().join(DATABASE_FILE))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
+
+#[test]
+fn devices_are_registered_once() {
+    let (_dir, store) = open();
+    store
+        .add_device(&device("pump-1"), &token("t1", "pump-1", 7, 10_000))
+        .unwrap();
+    assert!(matches!(
+        store.add_device(&device("pump-1"), &token("t2", "pump-1", 7, 10_000)),
+        Err(StoreError::DeviceExists(_))
+    ));
+    assert_eq!(store.device(&id("pump-1")).unwrap(), Some(device("pump-1")));
+    assert_eq!(store.device(&id("nope")).unwrap(), None);
+    assert_eq!(store.devices().unwrap().len(), 1);
+}
+
+#[test]
+fn a_token_is_spent_once_and_only_with_its_secret_before_expiry() {
+    let (_dir, store) = open();
+    store
+        .add_device(&device("pump-1"), &token("t1", "pump-1", 7, 10_000))
+        .unwrap();
+    assert_eq!(
+        store.spend_token("t1", t(5_000), &hash_is(8)).unwrap(),
+        Err(TokenRefusal::Invalid)
+    );
+    assert_eq!(
+        store.spend_token("zz", t(5_000), &hash_is(7)).unwrap(),
+        Err(TokenRefusal::Invalid)
+    );
+    assert_eq!(
+        store.spend_token("t1", t(10_000), &hash_is(7)).unwrap(),
+        Err(TokenRefusal::Expired)
+    );
+    let spent = store
+        .spend_token("t1", t(5_000), &hash_is(7))
+        .unwrap()
+        .unwrap();
+    assert_eq!(spent.id, id("pump-1"));
+    assert_eq!(
+        store.spend_token("t1", t(5_001), &hash_is(7)).unwrap(),
+        Err(TokenRefusal::AlreadyUsed)
+    );
+}
+
+#[test]
+fn a_new_token_replaces_the_unused_one() {
+    let (_dir, store) = open();
+    store
+        .add_device(&device("pump-1"), &token("t1", "pump-1", 7, 10_000))
+        .unwrap();
+    store.add_token(&token("t2", "pump-1", 9, 10_000)).unwrap();
+    assert_eq!(
+        store.spend_token("t1", t(5_000), &hash_is(7)).unwrap(),
+        Err(TokenRefusal::AlreadyUsed)
+    );
+    assert!(
+        store
+            .spend_token("t2", t(5_000), &hash_is(9))
+            .unwrap()
+            .is_ok()
+    );
+    assert!(matches!(
+        store.add_token(&token("t3", "ghost", 1, 10_000)),
+        Err(StoreError::NoSuchDevice(_))
+    ));
+}
+
+#[test]
+fn certificates_activate_the_device_and_revocation_covers_them_all() {
+    let (_dir, store) = open();
+    store
+        .add_device(&device("pump-1"), &token("t1", "pump-1", 7, 10_000))
+        .unwrap();
+    store
+        .add_device(&device("pump-2"), &token("t2", "pump-2", 7, 10_000))
+        .unwrap();
+    store
+        .record_certificate(&certificate("aa", "pump-1", 50_000))
+        .unwrap();
+    store
+        .record_certificate(&certificate("bb", "pump-1", 90_000))
+        .unwrap();
+    store
+        .record_certificate(&certificate("cc", "pump-2", 90_000))
+        .unwrap();
+    assert!(matches!(
+        store.record_certificate(&certificate("aa", "pump-1", 50_000)),
+        Err(StoreError::CertificateExists)
+    ));
+    assert!(matches!(
+        store.record_certificate(&certificate("dd", "ghost", 50_000)),
+        Err(StoreError::NoSuchDevice(_))
+    ));
+    assert_eq!(
+        store.device(&id("pump-1")).unwrap().unwrap().status,
+        DeviceStatus::Active
+    );
+    assert_eq!(store.certificates_of(&id("pump-1")).unwrap().len(), 2);
+    assert_eq!(
+        store
+            .certificate_by_fingerprint("fp-cc")
+            .unwrap()
+            .unwrap()
+            .device,
+        id("pump-2")
+    );
+
+    let mut serials = store
+        .revoke_device(&id("pump-1"), "key-compromise", t(60_000))
+        .unwrap();
+    serials.sort();
+    assert_eq!(serials, ["aa", "bb"]);
+    assert_eq!(
+        store.device(&id("pump-1")).unwrap().unwrap().status,
+        DeviceStatus::Revoked
+    );
+    assert!(
+        store
+            .revoke_device(&id("pump-1"), "again", t(61_000))
+            .unwrap()
+            .is_empty()
+    );
+    assert!(matches!(
+        store.revoke_device(&id("ghost"), "x", t(1)),
+        Err(StoreError::NoSuchDevice(_))
+    ));
+    // "aa" expired before now, so the CRL no longer needs it.
+    let crl = store.revoked_certificates(t(60_000)).unwrap();
+    assert_eq!(crl.len(), 1);
+    assert_eq!(crl[0].serial, "bb");
+    assert_eq!(crl[0].reason, "key-compromise");
+    // A revoked device cannot get a new token.
+    assert!(store.add_token(&token("t9", "pump-1", 1, 90_000)).is_err());
+}
+
+#[test]
+fn a_token_of_a_revoked_device_is_refused() {
+    let (_dir, store) = open();
+    store
+        .add_device(&device("pump-1"), &token("t1", "pump-1", 7, 10_000))
+        .unwrap();
+    store
+        .revoke_device(&id("pump-1"), "cessation-of-operation", t(2_000))
+        .unwrap();
+    assert_eq!(
+        store.spend_token("t1", t(3_000), &hash_is(7)).unwrap(),
+        Err(TokenRefusal::AlreadyUsed)
+    );
+}
+
+#[test]
+fn crl_numbers_increase_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = SqliteStore::open(dir.path()).unwrap();
+        assert_eq!(store.next_crl_number().unwrap(), 2);
+        assert_eq!(store.next_crl_number().unwrap(), 3);
+    }
+    let store = SqliteStore::open(dir.path()).unwrap();
+    assert_eq!(store.next_crl_number().unwrap(), 4);
+}
+
+#[test]
+fn audit_entries_are_kept_in_order_with_gapless_sequence_numbers() {
+    let (_dir, store) = open();
+    for i in 0..5 {
+        let entry = AuditEntry {
+            time: t(i),
+            actor: Actor::System,
+            action: Action::Enroll,
+            resource: Resource {
+                kind: ResourceKind::Device,
+                id: format!("d{i}"),
+            },
+            outcome: Outcome::Success,
+            reason: None,
+        };
+        assert_eq!(
+            store.append_audit(&entry).unwrap(),
+            u64::try_from(i).unwrap()
+        );
+    }
+    let entries = store.audit_entries(2, 2).unwrap();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[0].resource.id, "d2");
+    assert_eq!(entries[1].resource.id, "d3");
+}
+
+#[test]
+fn a_newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(SqliteStore::open(dir.path()).unwrap());
+    let connection = Connection::open(dir.path().join(DATABASE_FILE)).unwrap();
+    connection.pragma_update(None, "user_version", 99).unwrap();
+    drop(connection);
+    assert!(matches!(
+        SqliteStore::open(dir.path()),
+        Err(StoreError::SchemaTooNew { found: 99, .. })
+    ));
+}
