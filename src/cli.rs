@@ -49,6 +49,11 @@ pub(crate) enum Command {
     /// Work with the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Run the hub: the HTTPS device API (enrolment, renewal, revocation list).
+    Serve(DataDirArg),
+    /// Register, enrol, list and revoke devices.
+    #[command(subcommand)]
+    Device(DeviceCommand),
     /// Print Vigil's clinical vocabulary: quantities with their MDC and LOINC codes, units and
     /// limits, or device classes with what they report, accept and the safety profiles.
     Codes(CodesArgs),
@@ -77,4 +82,55 @@ pub(crate) enum CodesFormat {
     Table,
     /// JSON for programs.
     Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DeviceCommand {
+    /// Register a device and print its one-time enrolment token.
+    Add {
+        #[command(flatten)]
+        data: DataDirArg,
+        /// The device's id (letters, digits, - _ .; at most 64).
+        #[arg(long)]
+        id: String,
+        /// The device's class (see `vigil codes --devices`).
+        #[arg(long)]
+        class: String,
+    },
+    /// Print a new enrolment token for a registered device (the previous one stops working).
+    Token {
+        #[command(flatten)]
+        data: DataDirArg,
+        /// The device's id.
+        #[arg(long)]
+        id: String,
+    },
+    /// Issue a certificate from a CSR file, for an air-gapped device.
+    Issue {
+        #[command(flatten)]
+        data: DataDirArg,
+        /// The device's id.
+        #[arg(long)]
+        id: String,
+        /// The certificate signing request (PEM or DER).
+        #[arg(long)]
+        csr: PathBuf,
+        /// Where to write the certificate chain (PEM).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Revoke a device and all its certificates; the running hub refuses them at once.
+    Revoke {
+        #[command(flatten)]
+        data: DataDirArg,
+        /// The device's id.
+        #[arg(long)]
+        id: String,
+        /// Why: unspecified, key-compromise, affiliation-changed, superseded,
+        /// cessation-of-operation, privilege-withdrawn.
+        #[arg(long)]
+        reason: String,
+    },
+    /// List devices with their status and current certificate.
+    List(DataDirArg),
 }

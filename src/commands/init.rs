@@ -1,4 +1,4 @@
-//! `vigil init`: create a data directory.
+//! `vigil init`: create a data directory: configuration, hospital CA, hub certificate, database.
 
 use std::fs::{self, DirBuilder, OpenOptions};
 use std::io::Write;
@@ -7,14 +7,18 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use vigil_config::{CONFIG_FILE, DEFAULT_CONFIG};
+use vigil_config::{CONFIG_FILE, DEFAULT_CONFIG, Source};
+use vigil_hub::Hub;
 
-/// Only the hub's own user may enter the data directory: it will hold keys and patient data.
+use crate::cli::LogArgs;
+use crate::logging;
+
+/// Only the hub's own user may enter the data directory: it holds keys and patient data.
 const DATA_DIR_MODE: u32 = 0o700;
 /// The configuration holds no secret, but nothing in it is for other users either.
 const CONFIG_MODE: u32 = 0o600;
 
-pub(crate) fn run(data_dir: &Path) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(log: &LogArgs, data_dir: &Path) -> anyhow::Result<ExitCode> {
     let config_path = data_dir.join(CONFIG_FILE);
     if config_path.exists() {
         bail!(
@@ -23,6 +27,16 @@ pub(crate) fn run(data_dir: &Path) -> anyhow::Result<ExitCode> {
             config_path.display()
         );
     }
+    // Validate the default configuration with the environment applied before creating anything,
+    // so a bad VIGIL_* variable leaves no half-made directory behind.
+    let config = vigil_config::load_from_str(
+        DEFAULT_CONFIG,
+        Source::File(config_path.clone()),
+        std::env::vars(),
+    )?
+    .config;
+    logging::init(log, config.log.level, config.log.format)?;
+
     DirBuilder::new()
         .recursive(true)
         .mode(DATA_DIR_MODE)
@@ -42,11 +56,20 @@ pub(crate) fn run(data_dir: &Path) -> anyhow::Result<ExitCode> {
         .and_then(|()| file.sync_all())
         .with_context(|| format!("cannot write {}", config_path.display()))?;
 
+    Hub::initialise(data_dir, &config)
+        .with_context(|| format!("cannot initialise {}", data_dir.display()))?;
+
     tracing::info!(data_dir = %data_dir.display(), "data directory initialised");
+    let pki = vigil_pki::PkiDir::new(data_dir);
     println!("Initialised {}", data_dir.display());
-    println!("  configuration: {}", config_path.display());
+    println!("  configuration:  {}", config_path.display());
     println!(
-        "Check it with: vigil config check --data-dir {}",
+        "  hospital CA:    {} (key 0600 beside it)",
+        pki.ca_cert_path().display()
+    );
+    println!("  hub TLS:        {}", pki.hub_cert_path().display());
+    println!(
+        "Next: vigil serve --data-dir {0}    and    vigil device add --data-dir {0} --id ID --class CLASS",
         data_dir.display()
     );
     Ok(ExitCode::SUCCESS)

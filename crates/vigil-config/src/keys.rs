@@ -3,7 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use crate::{Config, ConfigError, LogConfig, LogFormat, LogLevel, Raw, Source};
+use std::net::SocketAddr;
+
+use crate::{
+    Config, ConfigError, HubConfig, LogConfig, LogFormat, LogLevel, PkiConfig, Raw, Source,
+};
 
 /// One configuration key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +32,31 @@ pub const KEYS: &[KeySpec] = &[
         env: "VIGIL_LOG_FORMAT",
         default: "\"human\"",
     },
+    KeySpec {
+        path: "hub.organization",
+        env: "VIGIL_HUB_ORGANIZATION",
+        default: "\"Vigil Hospital\"",
+    },
+    KeySpec {
+        path: "hub.hostnames",
+        env: "VIGIL_HUB_HOSTNAMES",
+        default: "[]",
+    },
+    KeySpec {
+        path: "hub.https_listen",
+        env: "VIGIL_HUB_HTTPS_LISTEN",
+        default: "\"0.0.0.0:8443\"",
+    },
+    KeySpec {
+        path: "pki.device_certificate_days",
+        env: "VIGIL_PKI_DEVICE_CERTIFICATE_DAYS",
+        default: "30",
+    },
+    KeySpec {
+        path: "pki.enrolment_token_hours",
+        env: "VIGIL_PKI_ENROLMENT_TOKEN_HOURS",
+        default: "72",
+    },
 ];
 
 /// Types every key, filling in defaults, and checks each value.
@@ -48,9 +77,133 @@ pub(crate) fn build(raw: &BTreeMap<&'static str, Raw>) -> Result<Config, ConfigE
         "log.format",
         &[("human", LogFormat::Human), ("json", LogFormat::Json)],
     )?;
+    let organization = text(raw, "hub.organization", 1..=64)?;
+    let hostnames = hostnames(raw, "hub.hostnames")?;
+    let https_listen = socket_addr(raw, "hub.https_listen")?;
+    let device_certificate_days = integer(raw, "pki.device_certificate_days", 1..=397)?;
+    let enrolment_token_hours = integer(raw, "pki.enrolment_token_hours", 1..=24 * 30)?;
     Ok(Config {
         log: LogConfig { level, format },
+        hub: HubConfig {
+            organization,
+            hostnames,
+            https_listen,
+        },
+        pki: PkiConfig {
+            device_certificate_days: u32::try_from(device_certificate_days).unwrap_or(30),
+            enrolment_token_hours: u32::try_from(enrolment_token_hours).unwrap_or(72),
+        },
     })
+}
+
+/// A string of `length` characters without control characters.
+fn text(
+    raw: &BTreeMap<&'static str, Raw>,
+    key: &'static str,
+    length: std::ops::RangeInclusive<usize>,
+) -> Result<String, ConfigError> {
+    let value = value_of(raw, key);
+    let Some(text) = value.value.as_str() else {
+        return Err(invalid(key, &value, "expected a string".into()));
+    };
+    if !length.contains(&text.chars().count()) || text.chars().any(char::is_control) {
+        return Err(invalid(
+            key,
+            &value,
+            format!(
+                "expected {} to {} characters without control characters",
+                length.start(),
+                length.end()
+            ),
+        ));
+    }
+    Ok(text.to_owned())
+}
+
+/// An integer within `range`.
+fn integer(
+    raw: &BTreeMap<&'static str, Raw>,
+    key: &'static str,
+    range: std::ops::RangeInclusive<i64>,
+) -> Result<i64, ConfigError> {
+    let value = value_of(raw, key);
+    match value.value.as_integer() {
+        Some(n) if range.contains(&n) => Ok(n),
+        _ => Err(invalid(
+            key,
+            &value,
+            format!(
+                "expected a whole number from {} to {}",
+                range.start(),
+                range.end()
+            ),
+        )),
+    }
+}
+
+/// `host:port`, e.g. `0.0.0.0:8443` or `[::]:8443`.
+fn socket_addr(
+    raw: &BTreeMap<&'static str, Raw>,
+    key: &'static str,
+) -> Result<SocketAddr, ConfigError> {
+    let value = value_of(raw, key);
+    value
+        .value
+        .as_str()
+        .and_then(|text| text.parse::<SocketAddr>().ok())
+        .ok_or_else(|| {
+            invalid(
+                key,
+                &value,
+                "expected an IP address and port, e.g. \"0.0.0.0:8443\" or \"[::]:8443\"".into(),
+            )
+        })
+}
+
+/// A list of DNS names or IP addresses for the hub's certificate.
+fn hostnames(
+    raw: &BTreeMap<&'static str, Raw>,
+    key: &'static str,
+) -> Result<Vec<String>, ConfigError> {
+    let value = value_of(raw, key);
+    let problem =
+        "expected a list of DNS names or IP addresses, e.g. [\"hub.ward7.example\", \"10.0.0.5\"]";
+    let Some(items) = value.value.as_array() else {
+        return Err(invalid(key, &value, problem.into()));
+    };
+    let mut names = Vec::with_capacity(items.len());
+    for item in items {
+        match item.as_str() {
+            Some(name) if is_host_name(name) => names.push(name.to_ascii_lowercase()),
+            _ => {
+                return Err(invalid(
+                    key,
+                    &value,
+                    format!("{item} is not a DNS name or IP address; {problem}"),
+                ));
+            }
+        }
+    }
+    Ok(names)
+}
+
+/// RFC 1123 host name (labels of letters, digits and hyphens, 1-63 characters, not starting or
+/// ending with a hyphen, 253 characters in all) or an IP address.
+fn is_host_name(name: &str) -> bool {
+    if name.parse::<std::net::IpAddr>().is_ok() {
+        return true;
+    }
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
 }
 
 /// The value of `key`, from the file or environment if set there, else the default.

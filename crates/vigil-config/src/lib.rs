@@ -36,6 +36,47 @@ pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
 pub struct Config {
     /// Logging.
     pub log: LogConfig,
+    /// The hub's identity and listeners.
+    pub hub: HubConfig,
+    /// Device certificates and enrolment.
+    pub pki: PkiConfig,
+}
+
+/// The `[hub]` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubConfig {
+    /// The hospital's name, in the CA certificate.
+    pub organization: String,
+    /// Host names and IP addresses the hub is reached at, besides `localhost` and `127.0.0.1`.
+    pub hostnames: Vec<String>,
+    /// Where the HTTPS listener (enrolment, renewal, CRL) binds.
+    pub https_listen: std::net::SocketAddr,
+}
+
+impl HubConfig {
+    /// Every name the hub's server certificate carries: `localhost`, `127.0.0.1`, `::1`, then
+    /// the configured names, without duplicates.
+    pub fn certificate_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = ["localhost", "127.0.0.1", "::1"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        for name in &self.hostnames {
+            if !names.contains(name) {
+                names.push(name.clone());
+            }
+        }
+        names
+    }
+}
+
+/// The `[pki]` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PkiConfig {
+    /// Lifetime of a device certificate, in days.
+    pub device_certificate_days: u32,
+    /// Lifetime of an enrolment token, in hours.
+    pub enrolment_token_hours: u32,
 }
 
 /// The `[log]` section.

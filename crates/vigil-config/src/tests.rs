@@ -150,3 +150,72 @@ fn load_reads_the_data_directory_and_reports_missing_or_oversized_files() {
         ConfigError::TooLarge { .. }
     ));
 }
+
+#[test]
+fn hub_and_pki_keys_are_typed_and_checked() {
+    let loaded = load_from_str(
+        "[hub]\nhostnames = [\"Hub.Ward7.example\", \"10.0.0.5\", \"localhost\"]\nhttps_listen = \"[::]:9443\"\n[pki]\ndevice_certificate_days = 7\n",
+        file(),
+        env(&[("VIGIL_PKI_ENROLMENT_TOKEN_HOURS", "12")]),
+    )
+    .unwrap();
+    let hub = &loaded.config.hub;
+    assert_eq!(
+        hub.hostnames,
+        ["hub.ward7.example", "10.0.0.5", "localhost"]
+    );
+    assert_eq!(hub.https_listen.port(), 9443);
+    assert_eq!(
+        hub.certificate_names(),
+        [
+            "localhost",
+            "127.0.0.1",
+            "::1",
+            "hub.ward7.example",
+            "10.0.0.5"
+        ]
+    );
+    assert_eq!(loaded.config.pki.device_certificate_days, 7);
+    assert_eq!(loaded.config.pki.enrolment_token_hours, 12);
+
+    for (text, message) in [
+        (
+            "[pki]\ndevice_certificate_days = 0\n",
+            "`pki.device_certificate_days` = 0 (from /data/vigil.toml): expected a whole number from 1 to 397",
+        ),
+        (
+            "[pki]\ndevice_certificate_days = \"30\"\n",
+            "`pki.device_certificate_days` = \"30\" (from /data/vigil.toml): expected a whole number from 1 to 397",
+        ),
+        (
+            "[hub]\nhttps_listen = \"localhost:8443\"\n",
+            "`hub.https_listen` = \"localhost:8443\" (from /data/vigil.toml): expected an IP address and port, e.g. \"0.0.0.0:8443\" or \"[::]:8443\"",
+        ),
+        (
+            "[hub]\nhostnames = [\"bad_name!\"]\n",
+            "`hub.hostnames` = [\"bad_name!\"] (from /data/vigil.toml): \"bad_name!\" is not a DNS name or IP address; expected a list of DNS names or IP addresses, e.g. [\"hub.ward7.example\", \"10.0.0.5\"]",
+        ),
+        (
+            "[hub]\norganization = \"\"\n",
+            "`hub.organization` = \"\" (from /data/vigil.toml): expected 1 to 64 characters without control characters",
+        ),
+    ] {
+        assert_eq!(
+            load_from_str(text, file(), no_env())
+                .unwrap_err()
+                .to_string(),
+            message
+        );
+    }
+    let err = load_from_str(
+        "",
+        file(),
+        env(&[("VIGIL_HUB_HOSTNAMES", "[\"a.example\", 5]")]),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("(from environment variable VIGIL_HUB_HOSTNAMES)"),
+        "{err}"
+    );
+}

@@ -123,14 +123,17 @@ impl PkiDir {
         Ok(issued)
     }
 
-    /// Facts of the current hub certificate (the first in its chain file).
-    pub fn hub_certificate_facts(&self) -> Result<CertificateFacts, PkiError> {
+    /// Facts and names of the current hub certificate (the first in its chain file).
+    pub fn hub_certificate(&self) -> Result<(CertificateFacts, Vec<String>), PkiError> {
         use rustls_pki_types::CertificateDer;
         use rustls_pki_types::pem::PemObject;
         let pem = self.read(&self.hub_cert_path())?;
         let der =
             CertificateDer::from_pem_slice(pem.as_bytes()).map_err(|_| PkiError::Certificate)?;
-        CertificateFacts::from_der(&der)
+        Ok((
+            CertificateFacts::from_der(&der)?,
+            crate::facts::server_names(&der)?,
+        ))
     }
 
     /// Writes a signed CRL (DER) as PEM, atomically.

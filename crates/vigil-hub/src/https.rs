@@ -1,0 +1,134 @@
+//! The HTTPS listener: TLS with optional client certificates, then the device API.
+//!
+//! Each connection: a place under the connection limit (or it is closed at once), a TLS
+//! handshake within [`HANDSHAKE_TIMEOUT`] (slow clients are dropped), the peer's identity from
+//! its verified certificate, then HTTP/1.1 with a header timeout. Every request carries the
+//! connection's [`Peer`].
+
+pub mod problem;
+pub mod routes;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use rustls::ServerConfig;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
+use vigil_model::{Action, Actor, DeviceId, Outcome, ResourceKind};
+use vigil_pki::IdentityError;
+
+use crate::audit::{Auditor, entry};
+
+/// A TLS handshake must finish within this time.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Request headers must arrive within this time.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections served at once; more are closed on arrival.
+pub const MAX_CONNECTIONS: usize = 4096;
+
+/// Who is on the other end of a connection.
+#[derive(Debug, Clone)]
+pub enum Peer {
+    /// No client certificate.
+    Anonymous,
+    /// A verified device.
+    Device(DeviceId),
+    /// A verified certificate that does not identify a device.
+    Unidentified(IdentityError),
+}
+
+/// Serves `app` on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Arc<ServerConfig>,
+    app: Router,
+    auditor: Auditor,
+    shutdown: impl Future<Output = ()>,
+) {
+    let acceptor = TlsAcceptor::from(tls);
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, address) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors and the like: wait a moment instead of spinning.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            tracing::warn!(%address, "connection limit reached; connection closed");
+            continue;
+        };
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        let auditor = auditor.clone();
+        tokio::spawn(async move {
+            serve_connection(acceptor, tcp, address, app, auditor).await;
+            drop(slot);
+        });
+    }
+}
+
+async fn serve_connection(
+    acceptor: TlsAcceptor,
+    tcp: tokio::net::TcpStream,
+    address: SocketAddr,
+    app: Router,
+    auditor: Auditor,
+) {
+    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(error)) => {
+            tracing::info!(%address, %error, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::info!(%address, "TLS handshake timed out");
+            return;
+        }
+    };
+    let peer = match tls.get_ref().1.peer_certificates().and_then(|c| c.first()) {
+        None => Peer::Anonymous,
+        Some(leaf) => match vigil_pki::identity::device_id(leaf) {
+            Ok(device) => Peer::Device(device),
+            Err(error) => {
+                tracing::warn!(%address, %error, "verified certificate does not identify a device");
+                auditor.record_later(entry(
+                    Actor::Unauthenticated(address.ip().to_string()),
+                    Action::Connect,
+                    ResourceKind::Certificate,
+                    &vigil_pki::facts::fingerprint(leaf),
+                    Outcome::Denied,
+                    Some(&error.to_string()),
+                ));
+                Peer::Unidentified(error)
+            }
+        },
+    };
+    let service =
+        hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(peer.clone());
+            request.extensions_mut().insert(address);
+            app.clone().oneshot(request)
+        });
+    let result = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .serve_connection(TokioIo::new(tls), service)
+        .await;
+    if let Err(error) = result {
+        tracing::debug!(%address, %error, "connection ended with an error");
+    }
+}

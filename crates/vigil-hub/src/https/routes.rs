@@ -1,0 +1,206 @@
+//! The HTTPS API for devices: enrolment, renewal, the CA certificate and the revocation list.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Extension, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use rustls::pki_types::CertificateRevocationListDer;
+use rustls::pki_types::pem::PemObject;
+use vigil_pki::csr::MAX_CSR_BYTES;
+use vigil_store::TokenRefusal;
+
+use crate::https::Peer;
+use crate::https::problem::Problem;
+use crate::registry::{Registry, RegistryError};
+
+/// `application/pem-certificate-chain` (RFC 8555 §9.1): the device certificate, then the CA.
+const PEM_CHAIN: &str = "application/pem-certificate-chain";
+
+/// The router of the device API.
+pub fn router(registry: Registry) -> Router {
+    Router::new()
+        .route("/api/v1/enroll", post(enroll))
+        .route("/api/v1/renew", post(renew))
+        .route("/pki/crl", get(crl))
+        .route("/pki/ca.pem", get(ca))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_CSR_BYTES))
+        .with_state(registry)
+}
+
+async fn not_found() -> Problem {
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        "not-found",
+        "Not found",
+        "no such resource",
+    )
+}
+
+fn body_problem(rejection: &BytesRejection) -> Problem {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-large",
+            "Request too large",
+            format!("a certificate signing request is at most {MAX_CSR_BYTES} bytes"),
+        )
+    } else {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "bad-body",
+            "Unreadable request body",
+            rejection.body_text(),
+        )
+    }
+}
+
+fn registry_problem(error: RegistryError) -> Problem {
+    match error {
+        RegistryError::Csr(error) => Problem::new(
+            StatusCode::BAD_REQUEST,
+            "bad-csr",
+            "Certificate signing request refused",
+            error.to_string(),
+        ),
+        RegistryError::MalformedToken => Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "token-malformed",
+            "Enrolment token refused",
+            "enrolment token is malformed (expected Authorization: Bearer vigil1.<id>.<secret>)",
+        )
+        .with_bearer_challenge(),
+        RegistryError::Token(refusal) => {
+            let slug = match refusal {
+                TokenRefusal::Invalid => "token-invalid",
+                TokenRefusal::Expired => "token-expired",
+                TokenRefusal::AlreadyUsed => "token-used",
+                TokenRefusal::DeviceRevoked => "device-revoked",
+            };
+            Problem::new(
+                StatusCode::UNAUTHORIZED,
+                slug,
+                "Enrolment token refused",
+                error.to_string(),
+            )
+            .with_bearer_challenge()
+        }
+        RegistryError::Revoked(_) => Problem::new(
+            StatusCode::FORBIDDEN,
+            "device-revoked",
+            "Device revoked",
+            "this device is revoked and may not renew",
+        ),
+        RegistryError::UnknownDevice(_) => Problem::new(
+            StatusCode::FORBIDDEN,
+            "device-unknown",
+            "Device not registered",
+            "this device is not registered with the hub",
+        ),
+        other => Problem::internal(&other),
+    }
+}
+
+fn chain_response(chain: String) -> Response {
+    let mut response = (StatusCode::CREATED, chain).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PEM_CHAIN));
+    response
+}
+
+/// Runs registry work on a blocking thread (it signs and writes SQLite).
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, RegistryError> + Send + 'static,
+) -> Result<T, Problem> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result.map_err(registry_problem),
+        Err(error) => Err(Problem::internal(&error)),
+    }
+}
+
+/// `POST /api/v1/enroll` with `Authorization: Bearer <token>` and a CSR (PEM or DER) as body;
+/// answers 201 with the certificate chain.
+async fn enroll(
+    State(registry): State<Registry>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Problem> {
+    let body = body.map_err(|r| body_problem(&r))?;
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "token-missing",
+                "Enrolment token required",
+                "send the one-time enrolment token as Authorization: Bearer <token>",
+            )
+            .with_bearer_challenge()
+        })?;
+    let (_, chain) = blocking(move || registry.enroll(&token, &body)).await?;
+    Ok(chain_response(chain))
+}
+
+/// `POST /api/v1/renew` over mutual TLS with the device's current certificate and a CSR as body;
+/// answers 201 with the new certificate chain.
+async fn renew(
+    State(registry): State<Registry>,
+    Extension(peer): Extension<Peer>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Problem> {
+    let device = match peer {
+        Peer::Device(device) => device,
+        Peer::Anonymous => {
+            return Err(Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "certificate-required",
+                "Client certificate required",
+                "renewal needs mutual TLS with the device's current certificate",
+            ));
+        }
+        Peer::Unidentified(error) => {
+            return Err(Problem::new(
+                StatusCode::FORBIDDEN,
+                "certificate-not-a-device",
+                "Client certificate does not identify a device",
+                error.to_string(),
+            ));
+        }
+    };
+    let body = body.map_err(|r| body_problem(&r))?;
+    let chain = blocking(move || registry.renew(&device, &body)).await?;
+    Ok(chain_response(chain))
+}
+
+/// `GET /pki/crl`: the current revocation list, DER (`application/pkix-crl`).
+async fn crl(State(registry): State<Registry>) -> Result<Response, Problem> {
+    let path = registry.pki().crl_path();
+    let der =
+        tokio::task::spawn_blocking(move || CertificateRevocationListDer::from_pem_file(path))
+            .await
+            .map_err(|e| Problem::internal(&e))?
+            .map_err(|e| Problem::internal(&e))?;
+    let mut response = der.as_ref().to_vec().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/pkix-crl"),
+    );
+    Ok(response)
+}
+
+/// `GET /pki/ca.pem`: the hospital CA certificate.
+async fn ca(State(registry): State<Registry>) -> Response {
+    let mut response = registry.ca().cert_pem().to_owned().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-pem-file"),
+    );
+    response
+}

@@ -1,0 +1,239 @@
+//! The Vigil hub.
+//!
+//! [`Hub::initialise`] lays out a data directory's PKI and database; [`Hub::open`] loads them;
+//! [`Hub::start`] binds the listeners and serves until stopped. The [`Registry`] is the device
+//! registry service that the command line and the HTTPS API share.
+//!
+//! Today the hub serves the device API over HTTPS (enrolment, renewal, CA certificate,
+//! revocation list); telemetry ingest joins it on the same foundations.
+
+#![forbid(unsafe_code)]
+
+pub mod audit;
+pub mod https;
+pub mod registry;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use vigil_config::Config;
+use vigil_model::{Action, Actor, Outcome, ResourceKind};
+use vigil_pki::{PkiDir, PkiError};
+use vigil_store::{SqliteStore, Store, StoreError};
+
+pub use audit::Auditor;
+pub use registry::{Lifetimes, Registration, Registry, RegistryError};
+
+/// How often the hub looks for a new revocation list written by another process.
+pub const CRL_POLL: Duration = Duration::from_secs(1);
+/// How often the hub signs a fresh revocation list (it is valid for a week).
+pub const CRL_REFRESH: Duration = Duration::from_secs(24 * 3600);
+
+/// Why the hub could not start or an operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    /// The data directory was never initialised.
+    #[error("{} has no CA; run `vigil init --data-dir {}` first", .0.display(), .0.display())]
+    NotInitialised(PathBuf),
+    /// PKI failure.
+    #[error(transparent)]
+    Pki(#[from] PkiError),
+    /// Store failure.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Registry failure.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// TLS setup failure.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    /// A listener could not bind.
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// The address.
+        address: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// A hub over one data directory.
+pub struct Hub {
+    config: Config,
+    registry: Registry,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub").finish_non_exhaustive()
+    }
+}
+
+impl Hub {
+    /// Creates the CA, the hub's server certificate, the first CRL and the database in a data
+    /// directory whose configuration already exists. Audited.
+    pub fn initialise(data_dir: &Path, config: &Config) -> Result<(), HubError> {
+        let pki = PkiDir::new(data_dir);
+        let ca = pki.create(
+            &config.hub.organization,
+            &config.hub.certificate_names(),
+            OffsetDateTime::now_utc(),
+        )?;
+        let store = SqliteStore::open(data_dir)?;
+        let facts = vigil_pki::CertificateFacts::from_der(ca.cert_der())?;
+        store.append_audit(&audit::entry(
+            Actor::System,
+            Action::Create,
+            ResourceKind::Certificate,
+            &facts.serial,
+            Outcome::Success,
+            Some("hospital CA created"),
+        ))?;
+        Ok(())
+    }
+
+    /// Opens an initialised data directory.
+    pub fn open(data_dir: &Path, config: Config) -> Result<Hub, HubError> {
+        let pki = PkiDir::new(data_dir);
+        if !pki.ca_cert_path().exists() {
+            return Err(HubError::NotInitialised(data_dir.to_owned()));
+        }
+        let ca = Arc::new(pki.load_ca()?);
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(data_dir)?);
+        let auditor = Auditor::new(Arc::clone(&store));
+        let registry = Registry::new(store, ca, pki, Lifetimes::from_config(&config.pki), auditor);
+        Ok(Hub { config, registry })
+    }
+
+    /// The device registry.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Binds the listeners and serves in the background. First re-issues the hub's server
+    /// certificate if it expires within 30 days or its names differ from the configuration, and
+    /// signs a fresh revocation list.
+    pub async fn start(self) -> Result<RunningHub, HubError> {
+        let registry = self.registry;
+        let pki = registry.pki().clone();
+        renew_hub_certificate_if_needed(&pki, registry.ca(), &self.config, registry.auditor())?;
+        registry.publish_crl()?;
+        let crl = tls::read_crl(&pki.crl_path())?;
+        let https_verifier = Arc::new(tls::DeviceVerifier::new(
+            registry.ca().cert_der(),
+            crl,
+            false,
+            registry.auditor().clone(),
+            "https",
+        )?);
+        let https_tls = tls::server_config(&pki, Arc::clone(&https_verifier), &[b"http/1.1"])?;
+        let address = self.config.hub.https_listen;
+        let listener = TcpListener::bind(address)
+            .await
+            .map_err(|source| HubError::Bind { address, source })?;
+        let https = listener
+            .local_addr()
+            .map_err(|source| HubError::Bind { address, source })?;
+        tracing::info!(%https, "HTTPS listener ready (enrolment, renewal, revocation list)");
+
+        let (stop, stopped) = oneshot::channel::<()>();
+        let app = https::routes::router(registry.clone());
+        let auditor = registry.auditor().clone();
+        let crl_watch = tokio::spawn(tls::watch_crl(
+            pki.crl_path(),
+            vec![https_verifier],
+            CRL_POLL,
+        ));
+        let crl_refresh = tokio::spawn(refresh_crl(registry.clone()));
+        let server = tokio::spawn(async move {
+            https::serve(listener, https_tls, app, auditor, async {
+                let _ = stopped.await;
+            })
+            .await;
+            crl_watch.abort();
+            crl_refresh.abort();
+        });
+        Ok(RunningHub {
+            https,
+            stop,
+            server,
+        })
+    }
+}
+
+/// A hub serving in the background.
+#[derive(Debug)]
+pub struct RunningHub {
+    /// Where the HTTPS listener is bound.
+    pub https: SocketAddr,
+    stop: oneshot::Sender<()>,
+    server: JoinHandle<()>,
+}
+
+impl RunningHub {
+    /// Stops accepting connections and waits for the listener to close.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.server.await;
+    }
+}
+
+async fn refresh_crl(registry: Registry) {
+    let mut ticker = tokio::time::interval(CRL_REFRESH);
+    ticker.tick().await; // the first tick is immediate; start() just published one
+    loop {
+        ticker.tick().await;
+        let registry = registry.clone();
+        match tokio::task::spawn_blocking(move || registry.publish_crl()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::error!(%error, "revocation list refresh failed"),
+            Err(error) => tracing::error!(%error, "revocation list refresh failed"),
+        }
+    }
+}
+
+fn renew_hub_certificate_if_needed(
+    pki: &PkiDir,
+    ca: &vigil_pki::HospitalCa,
+    config: &Config,
+    auditor: &Auditor,
+) -> Result<(), HubError> {
+    let wanted = config.hub.certificate_names();
+    let now = OffsetDateTime::now_utc();
+    let (facts, mut names) = pki.hub_certificate()?;
+    let renew_before = vigil_model::Timestamp::from_unix_millis(
+        i64::try_from(
+            (now + vigil_pki::pki_dir::HUB_CERT_RENEW_BEFORE).unix_timestamp_nanos() / 1_000_000,
+        )
+        .unwrap_or(i64::MAX),
+    )
+    .unwrap_or(vigil_model::Timestamp::EPOCH);
+    let mut wanted_sorted = wanted.clone();
+    wanted_sorted.sort();
+    names.sort();
+    let reason = if facts.not_after < renew_before {
+        "hub certificate expires soon"
+    } else if names != wanted_sorted {
+        "hub host names changed"
+    } else {
+        return Ok(());
+    };
+    let issued = pki.issue_hub_certificate(ca, &wanted, now)?;
+    tracing::info!(reason, serial = %issued.facts.serial, "hub certificate re-issued");
+    auditor.record(&audit::entry(
+        Actor::System,
+        Action::Renew,
+        ResourceKind::Certificate,
+        &issued.facts.serial,
+        Outcome::Success,
+        Some(reason),
+    ))?;
+    Ok(())
+}
