@@ -91,11 +91,13 @@ pub fn entry(
         outcome,
         // Reasons are Vigil's own texts; anything longer or stranger is cut, never refused.
         reason: reason.and_then(|r| {
-            let clean: String = r
-                .chars()
-                .filter(|c| !c.is_control())
-                .take(Reason::MAX_LEN / 4)
-                .collect();
+            let mut clean = String::new();
+            for c in r.chars().filter(|c| !c.is_control()) {
+                if clean.len() + c.len_utf8() > Reason::MAX_LEN {
+                    break;
+                }
+                clean.push(c);
+            }
             Reason::new(clean).ok()
         }),
     }

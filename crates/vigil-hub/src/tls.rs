@@ -122,12 +122,14 @@ impl DeviceVerifier {
             .map_or_else(|| "unknown".to_owned(), ToString::to_string);
         let serial = facts.as_ref().map_or("unparseable", |f| f.serial.as_str());
         let fingerprint = facts.as_ref().map_or("", |f| f.fingerprint.as_str());
+        let reason = refusal_reason(error);
         tracing::warn!(
             listener = self.listener,
             claimed_device = %claimed,
             serial,
             fingerprint,
-            reason = %error,
+            reason,
+            detail = %error,
             "client certificate refused"
         );
         self.auditor.record_later(entry(
@@ -136,8 +138,33 @@ impl DeviceVerifier {
             ResourceKind::Certificate,
             serial,
             Outcome::Denied,
-            Some(&error.to_string()),
+            Some(reason),
         ));
+    }
+}
+
+/// A short, stable reason for a refused client certificate, as audited.
+pub fn refusal_reason(error: &rustls::Error) -> &'static str {
+    use rustls::CertificateError as E;
+    match error {
+        rustls::Error::InvalidCertificate(e) => match e {
+            E::Expired | E::ExpiredContext { .. } => "certificate expired",
+            E::NotValidYet | E::NotValidYetContext { .. } => "certificate not yet valid",
+            E::Revoked => "certificate revoked",
+            E::UnknownIssuer => "certificate not issued by the hospital CA",
+            E::InvalidPurpose | E::InvalidPurposeContext { .. } => {
+                "certificate not for client authentication"
+            }
+            E::BadSignature => "certificate signature invalid",
+            E::BadEncoding => "certificate malformed",
+            E::UnknownRevocationStatus => "certificate revocation status unknown",
+            E::ExpiredRevocationList | E::ExpiredRevocationListContext { .. } => {
+                "revocation list expired"
+            }
+            _ => "certificate invalid",
+        },
+        rustls::Error::NoCertificatesPresented => "no certificate presented",
+        _ => "certificate verification failed",
     }
 }
 
