@@ -22,7 +22,7 @@ pub use keys::{KEYS, KeySpec};
 pub const CONFIG_FILE: &str = "vigil.toml";
 
 /// Environment variables that start with `VIGIL_` but are not configuration keys.
-pub const NON_KEY_VARIABLES: &[&str] = &["VIGIL_DATA_DIR"];
+pub const NON_KEY_VARIABLES: &[&str] = &["VIGIL_DATA_DIR", "VIGIL_KEYRING"];
 
 /// Largest configuration file read, in bytes. A configuration is a few kilobytes; anything
 /// larger is a mistake (a wrong path, a log file) and is refused rather than read into memory.

@@ -26,7 +26,8 @@ use tokio::task::JoinHandle;
 use vigil_config::Config;
 use vigil_model::{Action, Actor, Outcome, ResourceKind};
 use vigil_pki::{PkiDir, PkiError};
-use vigil_store::{SqliteStore, Store, StoreError};
+use vigil_store::seal::{KEYRING_ENV, Keyring, KeyringError};
+use vigil_store::{AuditStore, SqliteStore, Store, StoreError};
 
 pub use audit::Auditor;
 pub use registry::{Lifetimes, Registration, Registry, RegistryError};
@@ -48,6 +49,9 @@ pub enum HubError {
     /// Store failure.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Keyring failure.
+    #[error(transparent)]
+    Keyring(#[from] KeyringError),
     /// Registry failure.
     #[error(transparent)]
     Registry(#[from] RegistryError),
@@ -86,7 +90,8 @@ impl Hub {
             &config.hub.certificate_names(),
             OffsetDateTime::now_utc(),
         )?;
-        let store = SqliteStore::open(data_dir)?;
+        let keyring = Keyring::create(data_dir)?;
+        let store = SqliteStore::open(data_dir, Arc::new(keyring))?;
         let facts = vigil_pki::CertificateFacts::from_der(ca.cert_der())?;
         store.append_audit(&audit::entry(
             Actor::System,
@@ -106,7 +111,8 @@ impl Hub {
             return Err(HubError::NotInitialised(data_dir.to_owned()));
         }
         let ca = Arc::new(pki.load_ca()?);
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(data_dir)?);
+        let keyring = load_keyring(data_dir)?;
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(data_dir, Arc::new(keyring))?);
         let auditor = Auditor::new(Arc::clone(&store));
         let registry = Registry::new(store, ca, pki, Lifetimes::from_config(&config.pki), auditor);
         Ok(Hub { config, registry })
@@ -236,4 +242,10 @@ fn renew_hub_certificate_if_needed(
         Some(reason),
     ))?;
     Ok(())
+}
+
+/// The keyring: from `VIGIL_KEYRING` when set, else `keyring.json` in the data directory.
+pub fn load_keyring(data_dir: &Path) -> Result<Keyring, KeyringError> {
+    let from_env = std::env::var(KEYRING_ENV).ok();
+    Keyring::load(data_dir, from_env.as_deref())
 }

@@ -98,7 +98,7 @@ impl TestHub {
     ) -> vigil_model::AuditEntry {
         for _ in 0..100 {
             let entries = self.registry.store().audit_entries(0, 10_000).unwrap();
-            if let Some(entry) = entries.into_iter().find(|e| matches(e)) {
+            if let Some((_, entry)) = entries.into_iter().find(|(_, e)| matches(e)) {
                 return entry;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;

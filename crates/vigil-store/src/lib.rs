@@ -1,25 +1,29 @@
 //! Vigil's storage.
 //!
 //! One [`Store`] trait holds what the hub keeps: the device registry (devices, one-time
-//! enrolment tokens, every certificate issued and its revocation) and the audit entries. The
+//! enrolment tokens, every certificate issued and its revocation), the audit log's leaves and
+//! checkpoints, and the clinical record (patients, device assignments, observations) with every
+//! piece of PHI sealed ([`seal`]). The
 //! embedded implementation is [`SqliteStore`] (one WAL-mode SQLite file, `synchronous=FULL`, so
 //! that a committed write survives a crash); other back ends implement the same trait, so SQLite
 //! specifics stay in `sqlite/`.
 //!
-//! This crate stores hashes, identifiers and facts; it knows nothing of X.509 or tokens' format
-//! (that is `vigil-pki`, above it).
+//! This crate knows nothing of X.509 or tokens' format (that is `vigil-pki`, above it).
 
 #![forbid(unsafe_code)]
 
 mod records;
 pub mod sqlite;
 
+pub mod seal;
+
 pub use records::{
-    CertificateRecord, DeviceRecord, DeviceStatus, RevokedCertificate, TokenRecord, TokenRefusal,
+    CertificateRecord, Demographics, DeviceRecord, DeviceStatus, PatientRecord, Receipt,
+    RevokedCertificate, TokenRecord, TokenRefusal,
 };
 pub use sqlite::SqliteStore;
 
-use vigil_model::{AuditEntry, DeviceId, Timestamp};
+use vigil_model::{AuditEntry, DeviceId, Observation, PatientId, Quantity, Timestamp};
 
 /// A storage failure. Never carries PHI.
 #[derive(Debug, thiserror::Error)]
@@ -55,10 +59,48 @@ pub enum StoreError {
     /// A certificate with this serial or fingerprint is already recorded.
     #[error("certificate already recorded")]
     CertificateExists,
+    /// A patient with this id already exists.
+    #[error("patient {0} already exists")]
+    PatientExists(PatientId),
+    /// No patient with this id.
+    #[error("patient {0} is not known")]
+    NoSuchPatient(PatientId),
+    /// An observation names no patient.
+    #[error("observation from device {0} names no patient")]
+    NoPatient(DeviceId),
+    /// Sealing or opening failed.
+    #[error(transparent)]
+    Seal(#[from] seal::SealError),
+    /// The committer thread has stopped.
+    #[error("the observation committer has stopped")]
+    CommitterStopped,
+    /// An erasure is recorded, but old copies of the erased key may remain in the write-ahead
+    /// log until the next checkpoint (long-running readers prevented it); retry the erasure.
+    #[error("erasure recorded, but the write-ahead log could not be purged yet; run it again")]
+    PurgeIncomplete,
+    /// The batch holding the observations failed and was rolled back.
+    #[error("the batch could not be committed: {0}")]
+    BatchFailed(String),
+    /// The committer's queue is full: the sender should slow down and retry.
+    #[error("the store is busy; retry later")]
+    Overloaded,
+    /// Observations of a patient who cannot take them (unknown or erased).
+    #[error("observations for patient {patient} refused: {reason}")]
+    Refused {
+        /// The patient.
+        patient: PatientId,
+        /// Why.
+        reason: String,
+    },
 }
 
-/// What the hub keeps.
-pub trait Store: Send + Sync {
+/// What the hub keeps: the device registry, the audit log and the clinical record.
+pub trait Store: RegistryStore + AuditStore + ClinicalStore {}
+
+impl<T: RegistryStore + AuditStore + ClinicalStore> Store for T {}
+
+/// Devices, enrolment tokens, certificates and revocations.
+pub trait RegistryStore: Send + Sync {
     /// Registers a device together with its first enrolment token, atomically.
     fn add_device(&self, device: &DeviceRecord, token: &TokenRecord) -> Result<(), StoreError>;
 
@@ -108,10 +150,78 @@ pub trait Store: Send + Sync {
 
     /// The next CRL number (monotonic, starting at 2: `vigil init` signs number 1).
     fn next_crl_number(&self) -> Result<u64, StoreError>;
+}
 
-    /// Appends an audit entry; returns its sequence number (0-based, gapless).
+/// The audit log's leaves and checkpoints.
+pub trait AuditStore: Send + Sync {
+    /// Appends an audit entry as a leaf; returns its leaf index (0-based, gapless).
     fn append_audit(&self, entry: &AuditEntry) -> Result<u64, StoreError>;
 
-    /// Audit entries from `from` (inclusive), at most `limit`.
-    fn audit_entries(&self, from: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError>;
+    /// Audit entries (not batch leaves) from leaf index `from` (inclusive), at most `limit`,
+    /// with their leaf indexes.
+    fn audit_entries(&self, from: u64, limit: usize) -> Result<Vec<(u64, AuditEntry)>, StoreError>;
+
+    /// Stored leaf hashes from leaf index `from`, at most `limit`, in order.
+    fn leaf_hashes(&self, from: u64, limit: usize) -> Result<Vec<[u8; 32]>, StoreError>;
+
+    /// Stores a signed checkpoint note for a tree size.
+    fn add_checkpoint(&self, size: u64, time: Timestamp, note: &str) -> Result<(), StoreError>;
+
+    /// The newest checkpoint (size and note), if any.
+    fn latest_checkpoint(&self) -> Result<Option<(u64, String)>, StoreError>;
 }
+
+/// Patients, which device served which patient when, and observations (all PHI sealed).
+pub trait ClinicalStore: Send + Sync {
+    /// Adds a patient with their identifying data, sealed under a new data key.
+    fn add_patient(
+        &self,
+        id: &PatientId,
+        demographics: &Demographics,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// A patient, with their identifying data unsealed (none once erased).
+    fn patient(&self, id: &PatientId) -> Result<Option<PatientRecord>, StoreError>;
+
+    /// Records that `device` serves `patient` from `from` on (ending its previous assignment).
+    fn assign_device(
+        &self,
+        device: &DeviceId,
+        patient: &PatientId,
+        from: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// The patient `device` served at `at`, if any.
+    fn patient_of(&self, device: &DeviceId, at: Timestamp)
+    -> Result<Option<PatientId>, StoreError>;
+
+    /// Stores observations durably (group commit) and returns when they are on disk. Each must
+    /// name its patient. A duplicate (same device, sequence and quantity) is stored once.
+    fn commit_observations(&self, observations: Vec<Observation>) -> Result<Receipt, StoreError>;
+
+    /// Like [`ClinicalStore::commit_observations`] without blocking: `done` runs on the
+    /// committer thread once the batch holding them is durable (or failed).
+    fn submit_observations(&self, observations: Vec<Observation>, done: Completion);
+
+    /// A patient's observations of one quantity with `from <= time < to`, oldest first,
+    /// unsealed.
+    fn observations(
+        &self,
+        patient: &PatientId,
+        quantity: Quantity,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<Observation>, StoreError>;
+
+    /// Destroys a patient's data key: their identifying data and observation values become
+    /// unreadable for good (crypto-shredding).
+    fn erase_patient(&self, id: &PatientId, now: Timestamp) -> Result<(), StoreError>;
+
+    /// Re-wraps every patient's data key under the keyring's active key-encryption key (after
+    /// a rotation); returns how many were re-wrapped.
+    fn rewrap_data_keys(&self) -> Result<usize, StoreError>;
+}
+
+/// Called once a submitted batch is durable, or failed.
+pub type Completion = Box<dyn FnOnce(Result<Receipt, StoreError>) + Send>;

@@ -3,7 +3,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-use vigil_model::{DeviceClass, DeviceId, Timestamp};
+use vigil_model::phi::{BirthDate, MedicalRecordNumber, PatientName};
+use vigil_model::{DeviceClass, DeviceId, PatientId, Timestamp};
 
 /// Where a device is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,4 +125,39 @@ pub struct RevokedCertificate {
     pub revoked_at: Timestamp,
     /// Why.
     pub reason: String,
+}
+
+/// A patient's identifying data. Every field is PHI and sealed at rest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Demographics {
+    /// Name as recorded by the hospital.
+    pub name: PatientName,
+    /// Medical record number.
+    pub mrn: MedicalRecordNumber,
+    /// Date of birth.
+    pub birth_date: BirthDate,
+}
+
+/// A patient as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PatientRecord {
+    /// Vigil's pseudonymous id.
+    pub id: PatientId,
+    /// When the patient was added.
+    pub created_at: Timestamp,
+    /// Identifying data; `None` once the patient was erased.
+    pub demographics: Option<Demographics>,
+    /// When the patient's data key was destroyed, if it was.
+    pub erased_at: Option<Timestamp>,
+}
+
+/// What a durable commit of observations did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Receipt {
+    /// The batch (one audit leaf) that holds them.
+    pub batch: u64,
+    /// Observations newly stored.
+    pub stored: usize,
+    /// Observations already stored before (same device, sequence and quantity).
+    pub duplicates: usize,
 }

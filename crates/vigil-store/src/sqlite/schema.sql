@@ -1,5 +1,6 @@
--- Vigil store, schema version 1: the device registry and the audit entries.
--- Times are milliseconds since the Unix epoch (UTC). Nothing here is PHI.
+-- Vigil store, schema version 1.
+-- Times are milliseconds since the Unix epoch (UTC). Every piece of PHI is sealed (AES-256-GCM
+-- under the patient's data key); what stays in clear is listed in docs/storage.md with why.
 
 CREATE TABLE devices (
     id                TEXT PRIMARY KEY,
@@ -37,12 +38,65 @@ CREATE TABLE certificates (
 ) STRICT;
 CREATE INDEX certificates_device ON certificates (device_id);
 
--- Audit entries in order; seq is gapless from 0.
+-- The audit log's leaves in order (seq is the leaf index, gapless from 0): audit entries
+-- (canonical JSON) and observation batches (the hashes of the rows they stored).
 CREATE TABLE audit_log (
-    seq   INTEGER PRIMARY KEY,
-    time  INTEGER NOT NULL,
-    entry TEXT NOT NULL
+    seq       INTEGER PRIMARY KEY,
+    time      INTEGER NOT NULL,
+    kind      TEXT NOT NULL CHECK (kind IN ('entry', 'batch')),
+    data      BLOB NOT NULL,
+    leaf_hash BLOB NOT NULL
 ) STRICT;
+
+-- Signed checkpoints (C2SP signed notes) of the audit tree.
+CREATE TABLE checkpoints (
+    size INTEGER PRIMARY KEY,
+    time INTEGER NOT NULL,
+    note TEXT NOT NULL
+) STRICT;
+
+-- Patients: Vigil's pseudonymous id in clear; identifying data sealed.
+CREATE TABLE patients (
+    id         TEXT PRIMARY KEY,
+    created_at INTEGER NOT NULL,
+    name       BLOB NOT NULL,
+    mrn        BLOB NOT NULL,
+    birth_date BLOB NOT NULL,
+    erased_at  INTEGER
+) STRICT;
+
+-- Each patient's data key, wrapped by a key-encryption key from the keyring (outside this
+-- file). NULL once erased: the patient's sealed data can no longer be opened.
+CREATE TABLE patient_keys (
+    patient_id TEXT PRIMARY KEY REFERENCES patients (id),
+    kek_id     INTEGER,
+    wrapped    BLOB
+) STRICT;
+
+-- Which device served which patient when (to_time NULL: still serving).
+CREATE TABLE device_assignments (
+    device_id  TEXT NOT NULL REFERENCES devices (id),
+    patient_id TEXT NOT NULL REFERENCES patients (id),
+    from_time  INTEGER NOT NULL,
+    to_time    INTEGER,
+    PRIMARY KEY (device_id, from_time)
+) STRICT;
+
+-- Observations: the value sealed; patient, device, quantity (MDC code), time and sequence in
+-- clear for indexing and deduplication; batch = the audit leaf that holds the row's hash.
+CREATE TABLE observations (
+    id        INTEGER PRIMARY KEY,
+    patient_id TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    quantity  INTEGER NOT NULL,
+    time      INTEGER NOT NULL,
+    sequence  INTEGER NOT NULL,
+    flags     INTEGER NOT NULL,
+    value     BLOB NOT NULL,
+    batch     INTEGER NOT NULL,
+    UNIQUE (device_id, sequence, quantity)
+) STRICT;
+CREATE INDEX observations_by_patient ON observations (patient_id, quantity, time);
 
 CREATE TABLE counters (
     name  TEXT PRIMARY KEY,

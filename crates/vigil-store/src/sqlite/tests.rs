@@ -1,5 +1,8 @@
 use super::*;
+use crate::{AuditStore, RegistryStore};
+use crate::{CertificateRecord, DeviceRecord, DeviceStatus, TokenRecord, TokenRefusal};
 use vigil_model::{Action, Actor, Outcome, Resource, ResourceKind};
+use vigil_model::{AuditEntry, DeviceClass, DeviceId};
 
 fn t(millis: i64) -> Timestamp {
     Timestamp::from_unix_millis(millis).unwrap()
@@ -45,9 +48,17 @@ fn certificate(serial: &str, device: &str, not_after: i64) -> CertificateRecord 
     }
 }
 
+fn keys(dir: &std::path::Path) -> std::sync::Arc<dyn crate::seal::KeyEncryptionKeys> {
+    let keyring = match crate::seal::Keyring::load(dir, None) {
+        Ok(keyring) => keyring,
+        Err(_) => crate::seal::Keyring::create(dir).unwrap(),
+    };
+    std::sync::Arc::new(keyring)
+}
+
 fn open() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path()).unwrap();
+    let store = SqliteStore::open(dir.path(), keys(dir.path())).unwrap();
     (dir, store)
 }
 
@@ -220,11 +231,11 @@ fn a_token_of_a_revoked_device_is_refused() {
 fn crl_numbers_increase_across_reopen() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let store = SqliteStore::open(dir.path()).unwrap();
+        let store = SqliteStore::open(dir.path(), keys(dir.path())).unwrap();
         assert_eq!(store.next_crl_number().unwrap(), 2);
         assert_eq!(store.next_crl_number().unwrap(), 3);
     }
-    let store = SqliteStore::open(dir.path()).unwrap();
+    let store = SqliteStore::open(dir.path(), keys(dir.path())).unwrap();
     assert_eq!(store.next_crl_number().unwrap(), 4);
 }
 
@@ -250,19 +261,20 @@ fn audit_entries_are_kept_in_order_with_gapless_sequence_numbers() {
     }
     let entries = store.audit_entries(2, 2).unwrap();
     assert_eq!(entries.len(), 2);
-    assert_eq!(entries[0].resource.id, "d2");
-    assert_eq!(entries[1].resource.id, "d3");
+    assert_eq!((entries[0].0, entries[0].1.resource.id.as_str()), (2, "d2"));
+    assert_eq!((entries[1].0, entries[1].1.resource.id.as_str()), (3, "d3"));
+    assert_eq!(store.leaf_hashes(0, 100).unwrap().len(), 5);
 }
 
 #[test]
 fn a_newer_schema_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    drop(SqliteStore::open(dir.path()).unwrap());
+    drop(SqliteStore::open(dir.path(), keys(dir.path())).unwrap());
     let connection = Connection::open(dir.path().join(DATABASE_FILE)).unwrap();
     connection.pragma_update(None, "user_version", 99).unwrap();
     drop(connection);
     assert!(matches!(
-        SqliteStore::open(dir.path()),
+        SqliteStore::open(dir.path(), keys(dir.path())),
         Err(StoreError::SchemaTooNew { found: 99, .. })
     ));
 }

@@ -1,92 +1,13 @@
-//! The embedded store: one SQLite file in WAL mode.
-//!
-//! `synchronous=FULL`: a transaction is on disk when `COMMIT` returns, which is what "durably
-//! stored" means for the hub. `busy_timeout` lets the `vigil` command line and a running hub
-//! share the file. The file is created 0600 before SQLite opens it (SQLite gives its `-wal` and
-//! `-shm` files the same mode).
+//! The device registry tables: devices, enrolment tokens, certificates, revocations.
 
-use std::fs::OpenOptions;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
+use vigil_model::{DeviceClass, DeviceId, Timestamp};
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
-use vigil_model::{AuditEntry, DeviceClass, DeviceId, Timestamp};
-
+use super::{SqliteStore, is_constraint, millis, timestamp};
 use crate::{
-    CertificateRecord, DeviceRecord, DeviceStatus, RevokedCertificate, Store, StoreError,
+    CertificateRecord, DeviceRecord, DeviceStatus, RegistryStore, RevokedCertificate, StoreError,
     TokenRecord, TokenRefusal,
 };
-
-/// The database file's name inside the data directory.
-pub const DATABASE_FILE: &str = "vigil.db";
-
-const SCHEMA_VERSION: i64 = 1;
-const SCHEMA: &str = include_str!("sqlite/schema.sql");
-
-/// The SQLite store.
-#[derive(Debug)]
-pub struct SqliteStore {
-    connection: Mutex<Connection>,
-}
-
-impl SqliteStore {
-    /// Opens (creating if needed) `vigil.db` in `data_dir`, and brings its schema up to date.
-    pub fn open(data_dir: &Path) -> Result<SqliteStore, StoreError> {
-        let path = data_dir.join(DATABASE_FILE);
-        OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|source| StoreError::File {
-                path: path.clone(),
-                source,
-            })?;
-        let connection = Connection::open(&path)?;
-        connection.busy_timeout(Duration::from_secs(10))?;
-        connection.pragma_update(None, "journal_mode", "WAL")?;
-        connection.pragma_update(None, "synchronous", "FULL")?;
-        connection.pragma_update(None, "foreign_keys", true)?;
-        migrate(&connection)?;
-        Ok(SqliteStore {
-            connection: Mutex::new(connection),
-        })
-    }
-
-    fn connection(&self) -> MutexGuard<'_, Connection> {
-        // A panic while holding the lock cannot leave SQLite inconsistent (a transaction that
-        // did not commit rolls back), so a poisoned lock is safe to keep using.
-        self.connection
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
-
-fn migrate(connection: &Connection) -> Result<(), StoreError> {
-    let version: i64 = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
-    if version > SCHEMA_VERSION {
-        return Err(StoreError::SchemaTooNew {
-            found: version,
-            supported: SCHEMA_VERSION,
-        });
-    }
-    if version == 0 {
-        connection.execute_batch(&format!(
-            "BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-        ))?;
-    }
-    Ok(())
-}
-
-fn millis(t: Timestamp) -> i64 {
-    t.unix_millis()
-}
-
-fn timestamp(millis: i64) -> Result<Timestamp, StoreError> {
-    Timestamp::from_unix_millis(millis).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
 
 fn device_from_row(
     row: &rusqlite::Row<'_>,
@@ -179,14 +100,7 @@ fn certificate_record(row: CertificateRow) -> Result<CertificateRecord, StoreErr
     })
 }
 
-fn is_constraint(error: &rusqlite::Error) -> bool {
-    matches!(
-        error,
-        rusqlite::Error::SqliteFailure(e, _) if e.code == rusqlite::ErrorCode::ConstraintViolation
-    )
-}
-
-impl Store for SqliteStore {
+impl RegistryStore for SqliteStore {
     fn add_device(&self, device: &DeviceRecord, token: &TokenRecord) -> Result<(), StoreError> {
         let mut connection = self.connection();
         let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -450,29 +364,6 @@ impl Store for SqliteStore {
         )?;
         u64::try_from(value).map_err(|e| StoreError::Corrupt(e.to_string()))
     }
-
-    fn append_audit(&self, entry: &AuditEntry) -> Result<u64, StoreError> {
-        let json = serde_json::to_string(entry).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let connection = self.connection();
-        let seq: i64 = connection.query_row(
-            "INSERT INTO audit_log (seq, time, entry) \
-             VALUES ((SELECT COALESCE(MAX(seq) + 1, 0) FROM audit_log), ?1, ?2) RETURNING seq",
-            params![millis(entry.time), json],
-            |row| row.get(0),
-        )?;
-        u64::try_from(seq).map_err(|e| StoreError::Corrupt(e.to_string()))
-    }
-
-    fn audit_entries(&self, from: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
-        let connection = self.connection();
-        let mut statement = connection
-            .prepare("SELECT entry FROM audit_log WHERE seq >= ?1 ORDER BY seq LIMIT ?2")?;
-        let from = i64::try_from(from).unwrap_or(i64::MAX);
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = statement.query_map(params![from, limit], |row| row.get::<_, String>(0))?;
-        rows.map(|row| serde_json::from_str(&row?).map_err(|e| StoreError::Corrupt(e.to_string())))
-            .collect()
-    }
 }
 
 fn insert_token(tx: &rusqlite::Transaction<'_>, token: &TokenRecord) -> Result<(), StoreError> {
@@ -489,6 +380,3 @@ fn insert_token(tx: &rusqlite::Transaction<'_>, token: &TokenRecord) -> Result<(
     )?;
     Ok(())
 }
-
-#[cfg(test)]
-mod tests;

@@ -1,0 +1,409 @@
+//! Patients, device assignments and reading observations; the sealing of all of it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use aws_lc_rs::digest;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use vigil_model::phi::Phi;
+use vigil_model::{DeviceId, Observation, PatientId, Quantity, Timestamp};
+
+use super::{SqliteStore, is_constraint, millis, timestamp};
+use crate::seal::{
+    DataKey, KeyEncryptionKeys, SealError, WrappedKey, new_key_material, observation_aad,
+    patient_field_aad,
+};
+use crate::{ClinicalStore, Completion, Demographics, PatientRecord, Receipt, StoreError};
+
+/// `flags` bit: the value is outside what is physically possible.
+pub(crate) const FLAG_IMPLAUSIBLE: i64 = 1;
+
+/// Patients' data keys: unwrapped on first use, cached, and checked against the database on
+/// every use so that an erasure by another process takes effect at once.
+pub(crate) struct Sealer {
+    keys: Arc<dyn KeyEncryptionKeys>,
+    cache: Mutex<HashMap<String, Arc<DataKey>>>,
+}
+
+impl Sealer {
+    pub(crate) fn new(keys: Arc<dyn KeyEncryptionKeys>) -> Sealer {
+        Sealer {
+            keys,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<DataKey>>> {
+        self.cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A fresh data key for a new patient, and its wrapped form to store.
+    fn new_key(&self, patient: &PatientId) -> Result<(DataKey, WrappedKey), StoreError> {
+        let material = new_key_material()?;
+        let wrapped = self.keys.wrap(&material, patient.as_str().as_bytes())?;
+        Ok((DataKey::from_bytes(&material)?, wrapped))
+    }
+
+    /// The data key of `patient`.
+    pub(crate) fn data_key(
+        &self,
+        connection: &Connection,
+        patient: &PatientId,
+    ) -> Result<Arc<DataKey>, StoreError> {
+        let row: Option<(Option<i64>, Option<Vec<u8>>)> = connection
+            .query_row(
+                "SELECT kek_id, wrapped FROM patient_keys WHERE patient_id = ?1",
+                [patient.as_str()],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()?;
+        let (kek_id, wrapped) = match row {
+            None => return Err(StoreError::NoSuchPatient(patient.clone())),
+            Some((Some(kek_id), Some(wrapped))) => (kek_id, wrapped),
+            Some(_) => {
+                self.cache().remove(patient.as_str());
+                return Err(StoreError::Seal(SealError::Erased));
+            }
+        };
+        if let Some(key) = self.cache().get(patient.as_str()) {
+            return Ok(Arc::clone(key));
+        }
+        let wrapped = WrappedKey {
+            kek_id: u32::try_from(kek_id).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            blob: wrapped,
+        };
+        let material = self
+            .keys
+            .unwrap_key(&wrapped, patient.as_str().as_bytes())?;
+        let key = Arc::new(DataKey::from_bytes(&material)?);
+        self.cache()
+            .insert(patient.as_str().to_owned(), Arc::clone(&key));
+        Ok(key)
+    }
+
+    fn forget(&self, patient: &PatientId) {
+        self.cache().remove(patient.as_str());
+    }
+}
+
+/// The hash of a stored observation row, as its batch leaf records it. Every column that
+/// describes the observation is covered (the value as sealed, so checking needs no key).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn row_hash(
+    id: i64,
+    patient: &str,
+    device: &str,
+    quantity: i64,
+    time: i64,
+    sequence: i64,
+    flags: i64,
+    value: &[u8],
+) -> [u8; 32] {
+    let mut context = digest::Context::new(&digest::SHA256);
+    context.update(b"vigil/observation-row/v1");
+    for field in [
+        &id.to_be_bytes()[..],
+        patient.as_bytes(),
+        device.as_bytes(),
+        &quantity.to_be_bytes(),
+        &time.to_be_bytes(),
+        &sequence.to_be_bytes(),
+        &flags.to_be_bytes(),
+        value,
+    ] {
+        context.update(&u64::try_from(field.len()).unwrap_or(u64::MAX).to_be_bytes());
+        context.update(field);
+    }
+    let mut hash = [0u8; 32];
+    hash.copy_from_slice(context.finish().as_ref());
+    hash
+}
+
+fn seal_text(
+    key: &DataKey,
+    patient: &PatientId,
+    field: &str,
+    text: &str,
+) -> Result<Vec<u8>, StoreError> {
+    Ok(key.seal(text.as_bytes(), &patient_field_aad(patient.as_str(), field))?)
+}
+
+fn open_text(
+    key: &DataKey,
+    patient: &PatientId,
+    field: &str,
+    sealed: &[u8],
+) -> Result<String, StoreError> {
+    let bytes = key.open(sealed, &patient_field_aad(patient.as_str(), field))?;
+    String::from_utf8(bytes)
+        .map_err(|_| StoreError::Corrupt(format!("patient {patient} {field} is not text")))
+}
+
+/// Checkpoints the write-ahead log into the database and truncates it, retrying while readers
+/// hold old snapshots.
+fn purge_write_ahead_log(connection: &Connection) -> Result<(), StoreError> {
+    for _ in 0..200 {
+        let busy: i64 =
+            connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))?;
+        if busy == 0 {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    Err(StoreError::PurgeIncomplete)
+}
+
+/// created_at, sealed name, sealed MRN, sealed birth date, erased_at.
+type PatientRow = (i64, Vec<u8>, Vec<u8>, Vec<u8>, Option<i64>);
+
+impl ClinicalStore for SqliteStore {
+    fn add_patient(
+        &self,
+        id: &PatientId,
+        demographics: &Demographics,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let (key, wrapped) = self.sealer.new_key(id)?;
+        let birth = demographics.birth_date.expose().to_string();
+        let name = seal_text(&key, id, "name", demographics.name.expose())?;
+        let mrn = seal_text(&key, id, "mrn", demographics.mrn.expose())?;
+        let birth_date = seal_text(&key, id, "birth_date", &birth)?;
+        let mut connection = self.connection();
+        let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let inserted = tx.execute(
+            "INSERT INTO patients (id, created_at, name, mrn, birth_date) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![id.as_str(), millis(now), name, mrn, birth_date],
+        );
+        match inserted {
+            Err(e) if is_constraint(&e) => return Err(StoreError::PatientExists(id.clone())),
+            other => other?,
+        };
+        tx.execute(
+            "INSERT INTO patient_keys (patient_id, kek_id, wrapped) VALUES (?1, ?2, ?3)",
+            params![id.as_str(), i64::from(wrapped.kek_id), wrapped.blob],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn patient(&self, id: &PatientId) -> Result<Option<PatientRecord>, StoreError> {
+        let connection = self.connection();
+        let row: Option<PatientRow> = connection
+            .query_row(
+                "SELECT created_at, name, mrn, birth_date, erased_at FROM patients WHERE id = ?1",
+                [id.as_str()],
+                |row| {
+                    Ok((
+                        row.get(0)?,
+                        row.get(1)?,
+                        row.get(2)?,
+                        row.get(3)?,
+                        row.get(4)?,
+                    ))
+                },
+            )
+            .optional()?;
+        let Some((created_at, name, mrn, birth_date, erased_at)) = row else {
+            return Ok(None);
+        };
+        let demographics = if erased_at.is_some() {
+            None
+        } else {
+            let key = self.sealer.data_key(&connection, id)?;
+            let birth = open_text(&key, id, "birth_date", &birth_date)?;
+            let format = time::macros::format_description!("[year]-[month]-[day]");
+            let birth = time::Date::parse(&birth, &format)
+                .map_err(|_| StoreError::Corrupt(format!("patient {id} birth date")))?;
+            Some(Demographics {
+                name: Phi::new(open_text(&key, id, "name", &name)?),
+                mrn: Phi::new(open_text(&key, id, "mrn", &mrn)?),
+                birth_date: Phi::new(birth),
+            })
+        };
+        Ok(Some(PatientRecord {
+            id: id.clone(),
+            created_at: timestamp(created_at)?,
+            demographics,
+            erased_at: erased_at.map(timestamp).transpose()?,
+        }))
+    }
+
+    fn assign_device(
+        &self,
+        device: &DeviceId,
+        patient: &PatientId,
+        from: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut connection = self.connection();
+        let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let known: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM patients WHERE id = ?1 AND erased_at IS NULL)",
+            [patient.as_str()],
+            |row| row.get(0),
+        )?;
+        if !known {
+            return Err(StoreError::NoSuchPatient(patient.clone()));
+        }
+        tx.execute(
+            "UPDATE device_assignments SET to_time = ?2 WHERE device_id = ?1 AND to_time IS NULL",
+            params![device.as_str(), millis(from)],
+        )?;
+        let inserted = tx.execute(
+            "INSERT INTO device_assignments (device_id, patient_id, from_time) VALUES (?1, ?2, ?3)",
+            params![device.as_str(), patient.as_str(), millis(from)],
+        );
+        match inserted {
+            Err(e) if is_constraint(&e) => return Err(StoreError::NoSuchDevice(device.clone())),
+            other => other?,
+        };
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn patient_of(
+        &self,
+        device: &DeviceId,
+        at: Timestamp,
+    ) -> Result<Option<PatientId>, StoreError> {
+        let connection = self.connection();
+        let patient: Option<String> = connection
+            .query_row(
+                "SELECT patient_id FROM device_assignments WHERE device_id = ?1 AND from_time <= ?2 \
+                 AND (to_time IS NULL OR to_time > ?2) ORDER BY from_time DESC LIMIT 1",
+                params![device.as_str(), millis(at)],
+                |row| row.get(0),
+            )
+            .optional()?;
+        patient
+            .map(|p| PatientId::new(p).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .transpose()
+    }
+
+    fn commit_observations(&self, observations: Vec<Observation>) -> Result<Receipt, StoreError> {
+        self.committer.commit(observations)
+    }
+
+    fn submit_observations(&self, observations: Vec<Observation>, done: Completion) {
+        self.committer.submit(observations, done);
+    }
+
+    fn observations(
+        &self,
+        patient: &PatientId,
+        quantity: Quantity,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<Observation>, StoreError> {
+        let connection = self.connection();
+        let key = self.sealer.data_key(&connection, patient)?;
+        let code = quantity.spec().mdc.code();
+        let mut statement = connection.prepare_cached(
+            "SELECT device_id, time, sequence, flags, value FROM observations \
+             WHERE patient_id = ?1 AND quantity = ?2 AND time >= ?3 AND time < ?4 ORDER BY time, id",
+        )?;
+        let rows = statement.query_map(
+            params![patient.as_str(), i64::from(code), millis(from), millis(to)],
+            |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, i64>(1)?,
+                    row.get::<_, i64>(2)?,
+                    row.get::<_, i64>(3)?,
+                    row.get::<_, Vec<u8>>(4)?,
+                ))
+            },
+        )?;
+        rows.map(|row| {
+            let (device, time, sequence, flags, sealed) = row?;
+            let aad = observation_aad(
+                patient.as_str(),
+                &device,
+                u64::try_from(sequence).unwrap_or(0),
+                code,
+                time,
+            );
+            let bytes = key.open(&sealed, &aad)?;
+            let value = <[u8; 8]>::try_from(bytes.as_slice())
+                .map(f64::from_be_bytes)
+                .map_err(|_| StoreError::Corrupt("observation value is not 8 bytes".into()))?;
+            Ok(Observation {
+                device: DeviceId::new(device).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                patient: Some(patient.clone()),
+                quantity,
+                value: Phi::new(value),
+                time: timestamp(time)?,
+                sequence: u64::try_from(sequence)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                implausible: flags & FLAG_IMPLAUSIBLE != 0,
+            })
+        })
+        .collect()
+    }
+
+    fn erase_patient(&self, id: &PatientId, now: Timestamp) -> Result<(), StoreError> {
+        let mut connection = self.connection();
+        let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let updated = tx.execute(
+            "UPDATE patients SET erased_at = ?2 WHERE id = ?1 AND erased_at IS NULL",
+            params![id.as_str(), millis(now)],
+        )?;
+        if updated == 0 {
+            let exists: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM patients WHERE id = ?1)",
+                [id.as_str()],
+                |row| row.get(0),
+            )?;
+            if !exists {
+                return Err(StoreError::NoSuchPatient(id.clone()));
+            }
+        }
+        // secure_delete overwrites the old key bytes in the page.
+        tx.execute(
+            "UPDATE patient_keys SET kek_id = NULL, wrapped = NULL WHERE patient_id = ?1",
+            [id.as_str()],
+        )?;
+        tx.execute(
+            "UPDATE device_assignments SET to_time = ?2 WHERE patient_id = ?1 AND to_time IS NULL",
+            params![id.as_str(), millis(now)],
+        )?;
+        tx.commit()?;
+        self.sealer.forget(id);
+        // The write-ahead log still holds the page as it was, key included, until a checkpoint
+        // copies the new page into the database and empties the log.
+        purge_write_ahead_log(&connection)
+    }
+
+    fn rewrap_data_keys(&self) -> Result<usize, StoreError> {
+        let mut connection = self.connection();
+        let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let active = i64::from(self.sealer.keys.active_id());
+        let rows: Vec<(String, i64, Vec<u8>)> = {
+            let mut statement = tx.prepare(
+                "SELECT patient_id, kek_id, wrapped FROM patient_keys \
+                 WHERE wrapped IS NOT NULL AND kek_id != ?1",
+            )?;
+            let rows =
+                statement.query_map([active], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        for (patient, kek_id, blob) in &rows {
+            let wrapped = WrappedKey {
+                kek_id: u32::try_from(*kek_id).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                blob: blob.clone(),
+            };
+            let material = self.sealer.keys.unwrap_key(&wrapped, patient.as_bytes())?;
+            let material: [u8; 32] = material
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("data key is not 32 bytes".into()))?;
+            let rewrapped = self.sealer.keys.wrap(&material, patient.as_bytes())?;
+            tx.execute(
+                "UPDATE patient_keys SET kek_id = ?2, wrapped = ?3 WHERE patient_id = ?1",
+                params![patient, i64::from(rewrapped.kek_id), rewrapped.blob],
+            )?;
+        }
+        tx.commit()?;
+        Ok(rows.len())
+    }
+}

@@ -1,0 +1,141 @@
+//! The embedded store: one SQLite file in WAL mode.
+//!
+//! `synchronous=FULL`: a transaction is on disk when `COMMIT` returns, which is what "durably
+//! stored" means for the hub. `busy_timeout` lets the `vigil` command line and a running hub
+//! share the file. `secure_delete` overwrites deleted content, so an erased patient's data key
+//! does not linger in free pages. The file is created 0600 before SQLite opens it (SQLite gives
+//! its `-wal` and `-shm` files the same mode).
+//!
+//! Observations are written by one committer thread with its own connection ([`committer`]);
+//! everything else goes through a shared connection.
+
+mod audit_log;
+mod clinical;
+mod committer;
+mod registry;
+pub mod verify;
+
+use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::Connection;
+use vigil_model::Timestamp;
+
+use crate::StoreError;
+use crate::seal::KeyEncryptionKeys;
+
+use clinical::Sealer;
+pub use committer::CommitSettings;
+use committer::Committer;
+
+/// The database file's name inside the data directory.
+pub const DATABASE_FILE: &str = "vigil.db";
+
+const SCHEMA_VERSION: i64 = 1;
+const SCHEMA: &str = include_str!("schema.sql");
+
+/// The SQLite store.
+pub struct SqliteStore {
+    connection: Mutex<Connection>,
+    sealer: Arc<Sealer>,
+    committer: Committer,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `vigil.db` in `data_dir` with default commit settings, and
+    /// brings its schema up to date. `keys` wraps and unwraps patients' data keys.
+    pub fn open(
+        data_dir: &Path,
+        keys: Arc<dyn KeyEncryptionKeys>,
+    ) -> Result<SqliteStore, StoreError> {
+        Self::open_with(data_dir, keys, CommitSettings::default())
+    }
+
+    /// Like [`SqliteStore::open`], with explicit group-commit settings.
+    pub fn open_with(
+        data_dir: &Path,
+        keys: Arc<dyn KeyEncryptionKeys>,
+        settings: CommitSettings,
+    ) -> Result<SqliteStore, StoreError> {
+        let path = data_dir.join(DATABASE_FILE);
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|source| StoreError::File {
+                path: path.clone(),
+                source,
+            })?;
+        let connection = connect(&path)?;
+        migrate(&connection)?;
+        let sealer = Arc::new(Sealer::new(keys));
+        let committer = Committer::start(connect(&path)?, Arc::clone(&sealer), settings)?;
+        Ok(SqliteStore {
+            connection: Mutex::new(connection),
+            sealer,
+            committer,
+        })
+    }
+
+    pub(crate) fn connection(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite inconsistent (a transaction that
+        // did not commit rolls back), so a poisoned lock is safe to keep using.
+        self.connection
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+fn connect(path: &Path) -> Result<Connection, StoreError> {
+    let connection = Connection::open(path)?;
+    connection.busy_timeout(Duration::from_secs(10))?;
+    connection.pragma_update(None, "journal_mode", "WAL")?;
+    connection.pragma_update(None, "synchronous", "FULL")?;
+    connection.pragma_update(None, "foreign_keys", true)?;
+    connection.pragma_update(None, "secure_delete", true)?;
+    Ok(connection)
+}
+
+fn migrate(connection: &Connection) -> Result<(), StoreError> {
+    let version: i64 = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::SchemaTooNew {
+            found: version,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if version == 0 {
+        connection.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+        ))?;
+    }
+    Ok(())
+}
+
+pub(crate) fn millis(t: Timestamp) -> i64 {
+    t.unix_millis()
+}
+
+pub(crate) fn timestamp(millis: i64) -> Result<Timestamp, StoreError> {
+    Timestamp::from_unix_millis(millis).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+pub(crate) fn is_constraint(error: &rusqlite::Error) -> bool {
+    matches!(
+        error,
+        rusqlite::Error::SqliteFailure(e, _) if e.code == rusqlite::ErrorCode::ConstraintViolation
+    )
+}
+
+#[cfg(test)]
+mod tests;
