@@ -54,6 +54,15 @@ pub(crate) enum Command {
     /// Register, enrol, list and revoke devices.
     #[command(subcommand)]
     Device(DeviceCommand),
+    /// Add and erase patients.
+    #[command(subcommand)]
+    Patient(PatientCommand),
+    /// Manage the key-encryption keys that protect patient data.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Verify and checkpoint the tamper-evident audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Print Vigil's clinical vocabulary: quantities with their MDC and LOINC codes, units and
     /// limits, or device classes with what they report, accept and the safety profiles.
     Codes(CodesArgs),
@@ -133,4 +142,67 @@ pub(crate) enum DeviceCommand {
     },
     /// List devices with their status and current certificate.
     List(DataDirArg),
+    /// Record that a device now serves a patient.
+    Assign {
+        #[command(flatten)]
+        data: DataDirArg,
+        /// The device's id.
+        #[arg(long)]
+        id: String,
+        /// The patient's id.
+        #[arg(long)]
+        patient: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PatientCommand {
+    /// Add a patient; name, MRN and birth date are sealed at rest.
+    Add {
+        #[command(flatten)]
+        data: DataDirArg,
+        /// Vigil's pseudonymous id for the patient (not the MRN).
+        #[arg(long)]
+        id: String,
+        /// The patient's name.
+        #[arg(long)]
+        name: String,
+        /// The hospital's medical record number.
+        #[arg(long)]
+        mrn: String,
+        /// Date of birth, YYYY-MM-DD.
+        #[arg(long)]
+        birth_date: String,
+    },
+    /// Erase a patient: destroy their data key, so that their identifying data and vitals can
+    /// never be read again (crypto-shredding). The audit log still verifies.
+    Erase {
+        #[command(flatten)]
+        data: DataDirArg,
+        /// The patient's id.
+        #[arg(long)]
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum KeysCommand {
+    /// Add a new key-encryption key and re-wrap every patient's data key under it.
+    Rotate(DataDirArg),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AuditCommand {
+    /// Recompute the audit tree, check every checkpoint and every stored observation; exit
+    /// non-zero and name each finding if anything was altered.
+    Verify {
+        #[command(flatten)]
+        data: DataDirArg,
+        /// The log's verifier key (default: audit.pub in the data directory; an auditor should
+        /// use a copy kept elsewhere).
+        #[arg(long)]
+        key: Option<PathBuf>,
+    },
+    /// Sign a checkpoint of the audit log now.
+    Checkpoint(DataDirArg),
 }

@@ -4,28 +4,13 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use vigil_hub::Hub;
-use vigil_model::{Actor, DeviceClass, DeviceId, UserId};
+use vigil_model::{Action, DeviceClass, DeviceId, Outcome, PatientId, ResourceKind, Timestamp};
 use vigil_pki::RevocationReason;
 use vigil_store::Store;
 
 use crate::cli::{DeviceCommand, LogArgs};
 
-/// Who acts at the command line: the operating-system user, as `local.<name>`.
-fn actor() -> Actor {
-    let user = std::env::var("USER").unwrap_or_else(|_| "root".to_owned());
-    let clean: String = user
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        .take(50)
-        .collect();
-    UserId::new(format!("local.{clean}")).map_or(Actor::System, Actor::User)
-}
-
-fn open(log: &LogArgs, data_dir: &Path) -> anyhow::Result<Hub> {
-    let config = super::load_config(log, data_dir)?;
-    Ok(Hub::open(data_dir, config)?)
-}
+use super::{actor, checkpoint, open_hub as open};
 
 fn device_id(text: &str) -> anyhow::Result<DeviceId> {
     DeviceId::new(text).context("--id")
@@ -38,6 +23,7 @@ pub(crate) fn run(log: &LogArgs, command: DeviceCommand) -> anyhow::Result<ExitC
             let class: DeviceClass = class.parse().context("--class")?;
             let hub = open(log, &data.data_dir)?;
             let registration = hub.registry().register(actor(), id, class)?;
+            checkpoint(&hub);
             println!("Registered {} ({class}).", registration.device);
             println!(
                 "One-time enrolment token (valid until {}):",
@@ -50,6 +36,7 @@ pub(crate) fn run(log: &LogArgs, command: DeviceCommand) -> anyhow::Result<ExitC
             let id = device_id(&id)?;
             let hub = open(log, &data.data_dir)?;
             let registration = hub.registry().reissue_token(actor(), id)?;
+            checkpoint(&hub);
             println!(
                 "New one-time enrolment token for {} (valid until {}):",
                 registration.device, registration.expires_at
@@ -60,7 +47,9 @@ pub(crate) fn run(log: &LogArgs, command: DeviceCommand) -> anyhow::Result<ExitC
             let id = device_id(&id)?;
             let request = read_bounded(&csr)?;
             let hub = open(log, &data.data_dir)?;
-            let chain = hub.registry().issue_offline(actor(), &id, &request)?;
+            let chain = hub.registry().issue_offline(actor(), &id, &request);
+            checkpoint(&hub);
+            let chain = chain?;
             std::fs::write(&out, chain)
                 .with_context(|| format!("cannot write {}", out.display()))?;
             println!("Certificate chain for {id} written to {}", out.display());
@@ -69,12 +58,36 @@ pub(crate) fn run(log: &LogArgs, command: DeviceCommand) -> anyhow::Result<ExitC
             let id = device_id(&id)?;
             let reason: RevocationReason = reason.parse().context("--reason")?;
             let hub = open(log, &data.data_dir)?;
-            let serials = hub.registry().revoke(actor(), &id, reason)?;
+            let serials = hub.registry().revoke(actor(), &id, reason);
+            checkpoint(&hub);
+            let serials = serials?;
             println!(
                 "Revoked {id} ({reason}); {} certificate(s) added to the revocation list.",
                 serials.len()
             );
             println!("A running hub refuses them from its next handshake.");
+        }
+        DeviceCommand::Assign { data, id, patient } => {
+            let id = device_id(&id)?;
+            let patient = PatientId::new(patient).context("--patient")?;
+            let hub = open(log, &data.data_dir)?;
+            let result = hub.store().assign_device(&id, &patient, Timestamp::now());
+            let outcome = if result.is_ok() {
+                Outcome::Success
+            } else {
+                Outcome::Failed
+            };
+            hub.registry().auditor().record(&vigil_hub::audit::entry(
+                actor(),
+                Action::Update,
+                ResourceKind::Device,
+                id.as_str(),
+                outcome,
+                Some(&format!("assigned to patient {patient}")),
+            ))?;
+            checkpoint(&hub);
+            result?;
+            println!("{id} now serves patient {patient}.");
         }
         DeviceCommand::List(data) => {
             let hub = open(log, &data.data_dir)?;

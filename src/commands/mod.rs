@@ -7,10 +7,13 @@ use vigil_config::{LogFormat, LogLevel};
 use crate::cli::{Cli, Command, ConfigCommand};
 use crate::logging;
 
+mod audit;
 mod codes;
 mod config;
 mod device;
 mod init;
+mod keys;
+mod patient;
 mod serve;
 
 /// Runs the parsed command line.
@@ -20,6 +23,9 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Config(ConfigCommand::Check(args)) => config::check(&cli.log, &args.data_dir),
         Command::Serve(args) => serve::run(&cli.log, &args.data_dir),
         Command::Device(command) => device::run(&cli.log, command),
+        Command::Patient(command) => patient::run(&cli.log, command),
+        Command::Keys(command) => keys::run(&cli.log, command),
+        Command::Audit(command) => audit::run(&cli.log, command),
         Command::Codes(args) => {
             logging::init(&cli.log, LogLevel::Warn, LogFormat::Human)?;
             codes::run(&args)
@@ -38,4 +44,32 @@ pub(crate) fn load_config(
         tracing::warn!("{warning}");
     }
     Ok(loaded.config)
+}
+
+/// Opens the hub of `data_dir` for a command-line operation.
+pub(crate) fn open_hub(
+    log: &crate::cli::LogArgs,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<vigil_hub::Hub> {
+    let config = load_config(log, data_dir)?;
+    Ok(vigil_hub::Hub::open(data_dir, config)?)
+}
+
+/// Who acts at the command line: the operating-system user, as `local.<name>`.
+pub(crate) fn actor() -> vigil_model::Actor {
+    let user = std::env::var("USER").unwrap_or_else(|_| "root".to_owned());
+    let clean: String = user
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        .take(50)
+        .collect();
+    vigil_model::UserId::new(format!("local.{clean}"))
+        .map_or(vigil_model::Actor::System, vigil_model::Actor::User)
+}
+
+/// Signs a checkpoint after a change, so that the change is covered by a signature at once.
+pub(crate) fn checkpoint(hub: &vigil_hub::Hub) {
+    if let Err(error) = hub.checkpoint() {
+        tracing::warn!(%error, "the change is recorded, but no checkpoint could be signed");
+    }
 }

@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod checkpoints;
 pub mod https;
 pub mod registry;
 pub mod tls;
@@ -26,7 +27,7 @@ use tokio::task::JoinHandle;
 use vigil_config::Config;
 use vigil_model::{Action, Actor, Outcome, ResourceKind};
 use vigil_pki::{PkiDir, PkiError};
-use vigil_store::seal::{KEYRING_ENV, Keyring, KeyringError};
+use vigil_store::seal::{KEYRING_ENV, Keyring, KeyringError, SharedKeyring};
 use vigil_store::{AuditStore, SqliteStore, Store, StoreError};
 
 pub use audit::Auditor;
@@ -52,6 +53,9 @@ pub enum HubError {
     /// Keyring failure.
     #[error(transparent)]
     Keyring(#[from] KeyringError),
+    /// Audit checkpoint failure.
+    #[error(transparent)]
+    Checkpoint(#[from] checkpoints::CheckpointFailure),
     /// Registry failure.
     #[error(transparent)]
     Registry(#[from] RegistryError),
@@ -72,6 +76,7 @@ pub enum HubError {
 pub struct Hub {
     config: Config,
     registry: Registry,
+    checkpointer: checkpoints::Checkpointer,
 }
 
 impl std::fmt::Debug for Hub {
@@ -93,6 +98,8 @@ impl Hub {
         let keyring = Keyring::create(data_dir)?;
         let store = SqliteStore::open(data_dir, Arc::new(keyring))?;
         let facts = vigil_pki::CertificateFacts::from_der(ca.cert_der())?;
+        let name = format!("vigil-audit-{}", facts.fingerprint.get(..8).unwrap_or("0"));
+        checkpoints::create_keys(data_dir, &name)?;
         store.append_audit(&audit::entry(
             Actor::System,
             Action::Create,
@@ -101,6 +108,8 @@ impl Hub {
             Outcome::Success,
             Some("hospital CA created"),
         ))?;
+        let store: Arc<dyn Store> = Arc::new(store);
+        checkpoints::Checkpointer::open(data_dir, store)?.checkpoint()?;
         Ok(())
     }
 
@@ -112,15 +121,31 @@ impl Hub {
         }
         let ca = Arc::new(pki.load_ca()?);
         let keyring = load_keyring(data_dir)?;
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(data_dir, Arc::new(keyring))?);
+        let keyring = Arc::new(SharedKeyring::new(keyring));
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(data_dir, keyring)?);
         let auditor = Auditor::new(Arc::clone(&store));
+        let checkpointer = checkpoints::Checkpointer::open(data_dir, Arc::clone(&store))?;
         let registry = Registry::new(store, ca, pki, Lifetimes::from_config(&config.pki), auditor);
-        Ok(Hub { config, registry })
+        Ok(Hub {
+            config,
+            registry,
+            checkpointer,
+        })
     }
 
     /// The device registry.
     pub fn registry(&self) -> &Registry {
         &self.registry
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        self.registry.store()
+    }
+
+    /// Signs a checkpoint of the audit log now, if it grew (blocking).
+    pub fn checkpoint(&self) -> Result<Option<u64>, HubError> {
+        Ok(self.checkpointer.checkpoint()?)
     }
 
     /// Binds the listeners and serves in the background. First re-issues the hub's server
@@ -158,6 +183,8 @@ impl Hub {
             CRL_POLL,
         ));
         let crl_refresh = tokio::spawn(refresh_crl(registry.clone()));
+        let checkpointer = self.checkpointer;
+        let checkpoints = tokio::spawn(sign_checkpoints(checkpointer.clone()));
         let server = tokio::spawn(async move {
             https::serve(listener, https_tls, app, auditor, async {
                 let _ = stopped.await;
@@ -165,6 +192,9 @@ impl Hub {
             .await;
             crl_watch.abort();
             crl_refresh.abort();
+            checkpoints.abort();
+            // A last checkpoint covers everything written until the stop.
+            let _ = tokio::task::spawn_blocking(move || checkpointer.checkpoint()).await;
         });
         Ok(RunningHub {
             https,
@@ -188,6 +218,22 @@ impl RunningHub {
     pub async fn stop(self) {
         let _ = self.stop.send(());
         let _ = self.server.await;
+    }
+}
+
+/// How often the running hub signs a checkpoint of the audit log (when it grew).
+pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5);
+
+async fn sign_checkpoints(checkpointer: checkpoints::Checkpointer) {
+    let mut ticker = tokio::time::interval(CHECKPOINT_INTERVAL);
+    loop {
+        ticker.tick().await;
+        let checkpointer = checkpointer.clone();
+        match tokio::task::spawn_blocking(move || checkpointer.checkpoint()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => tracing::error!(%error, "audit checkpoint failed"),
+            Err(error) => tracing::error!(%error, "audit checkpoint failed"),
+        }
     }
 }
 

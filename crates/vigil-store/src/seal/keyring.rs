@@ -78,11 +78,114 @@ struct KeyringFile {
 }
 
 /// KEKs from a file or the environment.
+///
+/// A keyring loaded from a file follows it: when another process rotates the file (`vigil keys
+/// rotate` while the hub runs), the next wrap uses the new active key and the next unwrap under
+/// a key this process has not seen reloads the file.
 pub struct Keyring {
     keys: BTreeMap<u32, LessSafeKey>,
     material: BTreeMap<u32, [u8; 32]>,
     active: u32,
     from_env: bool,
+    file: Option<std::path::PathBuf>,
+}
+
+/// A keyring that can be shared and reloads itself from its file when that changed.
+pub struct SharedKeyring {
+    current: std::sync::RwLock<(Keyring, Option<std::time::SystemTime>)>,
+}
+
+impl std::fmt::Debug for SharedKeyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedKeyring")
+    }
+}
+
+fn modified(keyring: &Keyring) -> Option<std::time::SystemTime> {
+    keyring
+        .file
+        .as_ref()
+        .and_then(|path| std::fs::metadata(path).ok())
+        .and_then(|m| m.modified().ok())
+}
+
+impl SharedKeyring {
+    /// Shares `keyring`.
+    pub fn new(keyring: Keyring) -> SharedKeyring {
+        let stamp = modified(&keyring);
+        SharedKeyring {
+            current: std::sync::RwLock::new((keyring, stamp)),
+        }
+    }
+
+    /// Reloads from the file if it changed since it was read; keeps the current keys if the
+    /// file cannot be read (the error surfaces when a key is actually missing).
+    fn refresh(&self) {
+        let (path, stamp) = {
+            let guard = self
+                .current
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match &guard.0.file {
+                Some(path) => (path.clone(), guard.1),
+                None => return,
+            }
+        };
+        let now = std::fs::metadata(&path)
+            .ok()
+            .and_then(|m| m.modified().ok());
+        if now == stamp {
+            return;
+        }
+        let Some(dir) = path.parent() else { return };
+        if let Ok(reloaded) = Keyring::load(dir, None) {
+            let mut guard = self
+                .current
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            *guard = (reloaded, now);
+        }
+    }
+}
+
+impl KeyEncryptionKeys for SharedKeyring {
+    fn active_id(&self) -> u32 {
+        self.refresh();
+        self.current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .0
+            .active_id()
+    }
+
+    fn wrap(&self, data_key: &[u8; 32], context: &[u8]) -> Result<WrappedKey, SealError> {
+        self.refresh();
+        self.current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .0
+            .wrap(data_key, context)
+    }
+
+    fn unwrap_key(&self, wrapped: &WrappedKey, context: &[u8]) -> Result<Vec<u8>, SealError> {
+        let first = self
+            .current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .0
+            .unwrap_key(wrapped, context);
+        match first {
+            Err(SealError::UnknownKek(_)) => {
+                self.refresh();
+                self.current
+                    .read()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .0
+                    .unwrap_key(wrapped, context)
+            }
+            other => other,
+        }
+    }
 }
 
 impl std::fmt::Debug for Keyring {
@@ -125,7 +228,9 @@ impl Keyring {
             return Err(KeyringError::Malformed("larger than 1 MiB"));
         }
         let text = std::fs::read_to_string(&path).map_err(file_error)?;
-        Self::parse(&text, false)
+        let mut keyring = Self::parse(&text, false)?;
+        keyring.file = Some(path);
+        Ok(keyring)
     }
 
     fn parse(text: &str, from_env: bool) -> Result<Keyring, KeyringError> {
@@ -165,6 +270,7 @@ impl Keyring {
             material,
             active,
             from_env,
+            file: None,
         })
     }
 
@@ -176,8 +282,9 @@ impl Keyring {
         }
         let id = self.material.keys().next_back().map_or(1, |last| last + 1);
         self.material.insert(id, new_key_material()?);
-        let rotated = Self::from_material(self.material.clone(), id, false)?;
+        let mut rotated = Self::from_material(self.material.clone(), id, false)?;
         rotated.write(&data_dir.join(KEYRING_FILE), false)?;
+        rotated.file = Some(data_dir.join(KEYRING_FILE));
         *self = rotated;
         Ok(id)
     }
@@ -336,5 +443,27 @@ mod tests {
             !printed.contains(&text[40..60]),
             "Debug never shows key material"
         );
+    }
+}
+
+#[cfg(test)]
+mod shared_tests {
+    use super::*;
+
+    #[test]
+    fn a_shared_keyring_follows_a_rotation_made_elsewhere() {
+        let dir = tempfile::tempdir().unwrap();
+        Keyring::create(dir.path()).unwrap();
+        let shared = SharedKeyring::new(Keyring::load(dir.path(), None).unwrap());
+        assert_eq!(shared.active_id(), 1);
+        // Another process rotates and wraps under the new key.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let mut elsewhere = Keyring::load(dir.path(), None).unwrap();
+        elsewhere.rotate(dir.path()).unwrap();
+        let dek = new_key_material().unwrap();
+        let wrapped = elsewhere.wrap(&dek, b"p-9").unwrap();
+        assert_eq!(wrapped.kek_id, 2);
+        assert_eq!(shared.unwrap_key(&wrapped, b"p-9").unwrap(), dek);
+        assert_eq!(shared.active_id(), 2);
     }
 }

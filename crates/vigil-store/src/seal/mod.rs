@@ -22,7 +22,7 @@ pub mod keyring;
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 
 pub use keyring::{
-    KEYRING_ENV, KEYRING_FILE, KeyEncryptionKeys, Keyring, KeyringError, WrappedKey,
+    KEYRING_ENV, KEYRING_FILE, KeyEncryptionKeys, Keyring, KeyringError, SharedKeyring, WrappedKey,
 };
 
 /// Version byte of a sealed value.
