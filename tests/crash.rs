@@ -42,7 +42,8 @@ fn crash_writer_child() {
             std::thread::spawn(move || {
                 let device = DeviceId::new(format!("oxi-{d}")).unwrap();
                 let mut seq = 0u64;
-                loop {
+                // Until killed (the bound only keeps the loop finite).
+                while seq < 1 << 40 {
                     let batch = (seq..seq + PER_COMMIT)
                         .map(|s| Observation {
                             device: device.clone(),
