@@ -55,6 +55,8 @@ impl ValidatedCsr {
         if input.len() > MAX_CSR_BYTES {
             return Err(CsrError::TooLarge);
         }
+        // Whitespace is trimmed only to recognise PEM: DER is binary, and its last byte may
+        // well be 0x0a or 0x20.
         let trimmed = input.trim_ascii();
         if trimmed.is_empty() {
             return Err(CsrError::Empty);
@@ -64,7 +66,7 @@ impl ValidatedCsr {
                 CertificateSigningRequestDer::from_pem_slice(trimmed).map_err(|_| CsrError::Pem)?;
             Self::from_der(der.as_ref())
         } else {
-            Self::from_der(trimmed)
+            Self::from_der(input)
         }
     }
 

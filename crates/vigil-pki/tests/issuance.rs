@@ -416,3 +416,17 @@ fn a_ca_refuses_a_key_that_is_not_its_own() {
         Err(vigil_pki::PkiError::KeyMismatch)
     ));
 }
+
+#[test]
+fn der_that_ends_in_a_whitespace_byte_is_not_trimmed() {
+    // A DER CSR's last byte is part of its signature and is 0x0a or 0x20 in about one CSR in
+    // a hundred; such a CSR must parse. Make CSRs until one ends in such a byte.
+    for _ in 0..5_000 {
+        let der = rcgen_csr(&rcgen::PKCS_ECDSA_P256_SHA256);
+        if matches!(der.last(), Some(b'\n' | b' ' | b'\t' | b'\r' | 0x0c)) {
+            ValidatedCsr::parse(&der).unwrap();
+            return;
+        }
+    }
+    panic!("no CSR ending in a whitespace byte in 5,000 tries");
+}

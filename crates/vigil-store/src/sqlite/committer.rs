@@ -165,10 +165,11 @@ fn write_transaction(
                     refused = Some(StoreError::NoPatient(observation.device.clone()));
                     break;
                 };
-                let key = keys
-                    .entry(patient.clone())
-                    .or_insert_with(|| sealer.data_key(&tx, patient).map_err(|e| e.to_string()));
-                if let Err(reason) = key {
+                if !keys.contains_key(patient) {
+                    let key = sealer.data_key(&tx, patient).map_err(|e| e.to_string());
+                    keys.insert(patient.clone(), key);
+                }
+                if let Some(Err(reason)) = keys.get(patient) {
                     refused = Some(StoreError::Refused {
                         patient: patient.clone(),
                         reason: reason.clone(),
