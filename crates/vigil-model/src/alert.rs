@@ -9,6 +9,41 @@ use crate::phi::Phi;
 use crate::quantity::Quantity;
 use crate::timestamp::Timestamp;
 
+/// Where an alert is in its handling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertStatus {
+    /// Raised, nobody has looked yet.
+    Open,
+    /// Someone is on it.
+    Acknowledged,
+    /// Dealt with.
+    Closed,
+}
+
+impl AlertStatus {
+    /// Stable name, as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertStatus::Open => "open",
+            AlertStatus::Acknowledged => "acknowledged",
+            AlertStatus::Closed => "closed",
+        }
+    }
+}
+
+impl std::str::FromStr for AlertStatus {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "open" => Ok(AlertStatus::Open),
+            "acknowledged" => Ok(AlertStatus::Acknowledged),
+            "closed" => Ok(AlertStatus::Closed),
+            other => Err(format!("unknown alert status {other:?}")),
+        }
+    }
+}
+
 /// How urgently a person must look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -99,7 +134,7 @@ pub struct Alert {
     /// Why the detector believes it.
     pub evidence: Vec<Evidence>,
     /// The MITRE ATT&CK for ICS technique, e.g. `T0856` (Spoof Reporting Message), where one fits.
-    pub attack_technique: Option<&'static str>,
+    pub attack_technique: Option<String>,
 }
 
 impl fmt::Display for Severity {
@@ -136,7 +171,7 @@ mod tests {
                     value: "30".into(),
                 },
             ],
-            attack_technique: Some("T0856"),
+            attack_technique: Some("T0856".into()),
         };
         let printed = format!("{alert:?}");
         assert!(!printed.contains("72"), "{printed}");

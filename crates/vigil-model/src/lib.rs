@@ -22,8 +22,9 @@ pub mod quantity;
 pub mod safety;
 pub mod timestamp;
 pub mod unit;
+pub mod user;
 
-pub use alert::{Alert, AlertKind, Evidence, Severity};
+pub use alert::{Alert, AlertKind, AlertStatus, Evidence, Severity};
 pub use audit::{Action, Actor, AuditEntry, Outcome, Reason, Resource, ResourceKind};
 pub use device::{CommandKind, DeviceClass};
 pub use id::{DeviceId, IdError, PatientId, UserId};
@@ -32,3 +33,4 @@ pub use phi::Phi;
 pub use quantity::{Quantity, QuantityKind, QuantitySpec};
 pub use safety::SafetyProfile;
 pub use timestamp::Timestamp;
+pub use user::Role;

@@ -19,11 +19,13 @@ pub mod seal;
 
 pub use records::{
     CertificateRecord, Demographics, DeviceRecord, DeviceStatus, PatientRecord, Receipt,
-    RevokedCertificate, TokenRecord, TokenRefusal,
+    RevokedCertificate, StoredAlert, TokenRecord, TokenRefusal, UserRecord,
 };
 pub use sqlite::SqliteStore;
 
-use vigil_model::{AuditEntry, DeviceId, Observation, PatientId, Quantity, Timestamp};
+use vigil_model::{
+    Alert, AlertStatus, AuditEntry, DeviceId, Observation, PatientId, Quantity, Timestamp, UserId,
+};
 
 /// A storage failure. Never carries PHI.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +61,15 @@ pub enum StoreError {
     /// A certificate with this serial or fingerprint is already recorded.
     #[error("certificate already recorded")]
     CertificateExists,
+    /// A user with this id already exists.
+    #[error("user {0} already exists")]
+    UserExists(UserId),
+    /// No user with this id.
+    #[error("user {0} is not known")]
+    NoSuchUser(UserId),
+    /// No alert with this id.
+    #[error("alert {0} is not known")]
+    NoSuchAlert(u64),
     /// A patient with this id already exists.
     #[error("patient {0} already exists")]
     PatientExists(PatientId),
@@ -95,9 +106,43 @@ pub enum StoreError {
 }
 
 /// What the hub keeps: the device registry, the audit log and the clinical record.
-pub trait Store: RegistryStore + AuditStore + ClinicalStore {}
+pub trait Store: RegistryStore + AuditStore + ClinicalStore + UserStore + AlertStore {}
 
-impl<T: RegistryStore + AuditStore + ClinicalStore> Store for T {}
+impl<T: RegistryStore + AuditStore + ClinicalStore + UserStore + AlertStore> Store for T {}
+
+/// People who use Vigil.
+pub trait UserStore: Send + Sync {
+    /// Adds a user.
+    fn add_user(&self, user: &UserRecord) -> Result<(), StoreError>;
+    /// One user.
+    fn user(&self, id: &UserId) -> Result<Option<UserRecord>, StoreError>;
+    /// Every user, by id.
+    fn users(&self) -> Result<Vec<UserRecord>, StoreError>;
+    /// Disables a user (kept for the audit trail, never deleted).
+    fn disable_user(&self, id: &UserId, now: Timestamp) -> Result<(), StoreError>;
+}
+
+/// Security alerts and their handling.
+pub trait AlertStore: Send + Sync {
+    /// Stores an alert; clinical evidence is sealed under the patient's data key. Returns its id.
+    fn add_alert(&self, alert: &Alert) -> Result<u64, StoreError>;
+    /// One alert, with clinical evidence unsealed.
+    fn alert(&self, id: u64) -> Result<Option<StoredAlert>, StoreError>;
+    /// The newest alerts first, optionally only those in `status`, at most `limit`.
+    fn alerts(
+        &self,
+        status: Option<AlertStatus>,
+        limit: usize,
+    ) -> Result<Vec<StoredAlert>, StoreError>;
+    /// Moves an alert to `status` (acknowledge, close) on behalf of `by`.
+    fn set_alert_status(
+        &self,
+        id: u64,
+        status: AlertStatus,
+        by: &UserId,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+}
 
 /// Devices, enrolment tokens, certificates and revocations.
 pub trait RegistryStore: Send + Sync {

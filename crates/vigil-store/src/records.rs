@@ -4,7 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use vigil_model::phi::{BirthDate, MedicalRecordNumber, PatientName};
-use vigil_model::{DeviceClass, DeviceId, PatientId, Timestamp};
+use vigil_model::{Alert, AlertStatus, DeviceClass, DeviceId, PatientId, Role, Timestamp, UserId};
 
 /// Where a device is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,4 +160,30 @@ pub struct Receipt {
     pub stored: usize,
     /// Observations already stored before (same device, sequence and quantity).
     pub duplicates: usize,
+}
+
+/// A person who uses Vigil.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    /// Their user name.
+    pub id: UserId,
+    /// What they may do.
+    pub role: Role,
+    /// When the account was made.
+    pub created_at: Timestamp,
+    /// When it was disabled, if it was.
+    pub disabled_at: Option<Timestamp>,
+}
+
+/// An alert as stored, with its handling.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredAlert {
+    /// Its id.
+    pub id: u64,
+    /// The alert (clinical evidence unsealed).
+    pub alert: Alert,
+    /// Where it is in its handling.
+    pub status: AlertStatus,
+    /// Who last changed its status, and when.
+    pub handled: Option<(UserId, Timestamp)>,
 }

@@ -12,6 +12,7 @@
 mod audit_log;
 mod clinical;
 mod committer;
+mod people;
 mod registry;
 pub mod verify;
 

@@ -103,3 +103,29 @@ CREATE TABLE counters (
     value INTEGER NOT NULL
 ) STRICT;
 INSERT INTO counters (name, value) VALUES ('crl_number', 1);
+
+-- People who use Vigil. Credentials arrive with sign-in; accounts are disabled, never deleted.
+CREATE TABLE users (
+    id          TEXT PRIMARY KEY,
+    role        TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    disabled_at INTEGER
+) STRICT;
+
+-- Security alerts. facts: JSON of non-PHI evidence; clinical: clinical evidence sealed under the
+-- patient's data key (NULL when there is none).
+CREATE TABLE alerts (
+    id         INTEGER PRIMARY KEY,
+    time       INTEGER NOT NULL,
+    severity   TEXT NOT NULL,
+    kind       TEXT NOT NULL,
+    device_id  TEXT,
+    patient_id TEXT,
+    technique  TEXT,
+    facts      TEXT NOT NULL,
+    clinical   BLOB,
+    status     TEXT NOT NULL CHECK (status IN ('open', 'acknowledged', 'closed')),
+    handled_by TEXT,
+    handled_at INTEGER
+) STRICT;
+CREATE INDEX alerts_by_status ON alerts (status, time);
