@@ -143,8 +143,27 @@ pub fn observation_aad(
     quantity: u32,
     time: i64,
 ) -> Vec<u8> {
-    format!("vigil/observation/v1\0{patient}\0{device}\0{sequence}\0{quantity}\0{time}")
-        .into_bytes()
+    let mut aad = Vec::new();
+    observation_aad_into(&mut aad, patient, device, sequence, quantity, time);
+    aad
+}
+
+/// [`observation_aad`] into a reused buffer (the ingest path seals one value per observation).
+pub fn observation_aad_into(
+    aad: &mut Vec<u8>,
+    patient: &str,
+    device: &str,
+    sequence: u64,
+    quantity: u32,
+    time: i64,
+) {
+    use std::io::Write;
+    aad.clear();
+    // Writing into a Vec cannot fail.
+    let _ = write!(
+        aad,
+        "vigil/observation/v1\0{patient}\0{device}\0{sequence}\0{quantity}\0{time}"
+    );
 }
 
 #[cfg(test)]

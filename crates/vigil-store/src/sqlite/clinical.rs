@@ -8,10 +8,11 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use vigil_model::phi::Phi;
 use vigil_model::{DeviceId, Observation, PatientId, Quantity, Timestamp};
 
+use super::committer::PreparedRow;
 use super::{SqliteStore, is_constraint, millis, timestamp};
 use crate::seal::{
     DataKey, KeyEncryptionKeys, SealError, WrappedKey, new_key_material, observation_aad,
-    patient_field_aad,
+    observation_aad_into, patient_field_aad,
 };
 use crate::{ClinicalStore, Completion, Demographics, PatientRecord, Receipt, StoreError};
 
@@ -83,16 +84,21 @@ impl Sealer {
         Ok(key)
     }
 
+    /// The cached data key of `patient`, without checking the database. Only for sealing new
+    /// values: the committer re-checks erasure in the transaction that stores them.
+    pub(crate) fn cached(&self, patient: &PatientId) -> Option<Arc<DataKey>> {
+        self.cache().get(patient.as_str()).cloned()
+    }
+
     fn forget(&self, patient: &PatientId) {
         self.cache().remove(patient.as_str());
     }
 }
 
-/// The hash of a stored observation row, as its batch leaf records it. Every column that
-/// describes the observation is covered (the value as sealed, so checking needs no key).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn row_hash(
-    id: i64,
+/// The hash of an observation row's content: every column that describes the observation
+/// except the row id, the value as sealed (so checking needs no key). Lengths are prefixed, so
+/// no two rows encode alike.
+pub(crate) fn content_hash(
     patient: &str,
     device: &str,
     quantity: i64,
@@ -102,9 +108,8 @@ pub(crate) fn row_hash(
     value: &[u8],
 ) -> [u8; 32] {
     let mut context = digest::Context::new(&digest::SHA256);
-    context.update(b"vigil/observation-row/v1");
+    context.update(b"vigil/observation-content/v1");
     for field in [
-        &id.to_be_bytes()[..],
         patient.as_bytes(),
         device.as_bytes(),
         &quantity.to_be_bytes(),
@@ -116,6 +121,17 @@ pub(crate) fn row_hash(
         context.update(&u64::try_from(field.len()).unwrap_or(u64::MAX).to_be_bytes());
         context.update(field);
     }
+    let mut hash = [0u8; 32];
+    hash.copy_from_slice(context.finish().as_ref());
+    hash
+}
+
+/// The hash of a stored row, as its batch leaf records it: its id and its content hash.
+pub(crate) fn row_hash(id: i64, content: &[u8; 32]) -> [u8; 32] {
+    let mut context = digest::Context::new(&digest::SHA256);
+    context.update(b"vigil/observation-row/v1");
+    context.update(&id.to_be_bytes());
+    context.update(content);
     let mut hash = [0u8; 32];
     hash.copy_from_slice(context.finish().as_ref());
     hash
@@ -153,6 +169,79 @@ fn purge_write_ahead_log(connection: &Connection) -> Result<(), StoreError> {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     Err(StoreError::PurgeIncomplete)
+}
+
+impl SqliteStore {
+    /// Seals and hashes observations on the caller's thread, so that callers on every core
+    /// share the work and the committer only inserts.
+    fn prepare(&self, observations: &[Observation]) -> Result<Vec<PreparedRow>, StoreError> {
+        let mut keys: Vec<(&PatientId, Arc<DataKey>)> = Vec::new();
+        let mut rows = Vec::with_capacity(observations.len());
+        let mut aad = Vec::with_capacity(128);
+        for observation in observations {
+            let patient = observation
+                .patient
+                .as_ref()
+                .ok_or_else(|| StoreError::NoPatient(observation.device.clone()))?;
+            let key = match keys.iter().find(|(p, _)| *p == patient) {
+                Some((_, key)) => Arc::clone(key),
+                None => {
+                    let key = match self.sealer.cached(patient) {
+                        Some(key) => key,
+                        None => {
+                            let connection = self.connection();
+                            self.sealer.data_key(&connection, patient).map_err(|e| {
+                                StoreError::Refused {
+                                    patient: patient.clone(),
+                                    reason: e.to_string(),
+                                }
+                            })?
+                        }
+                    };
+                    keys.push((patient, Arc::clone(&key)));
+                    key
+                }
+            };
+            let quantity = observation.quantity.spec().mdc.code();
+            let time = observation.time.unix_millis();
+            let sequence = i64::try_from(observation.sequence)
+                .map_err(|_| StoreError::Corrupt("sequence number beyond 2^63".into()))?;
+            let flags = if observation.implausible {
+                FLAG_IMPLAUSIBLE
+            } else {
+                0
+            };
+            observation_aad_into(
+                &mut aad,
+                patient.as_str(),
+                observation.device.as_str(),
+                observation.sequence,
+                quantity,
+                time,
+            );
+            let sealed = key.seal(&observation.value.expose().to_be_bytes(), &aad)?;
+            let content = content_hash(
+                patient.as_str(),
+                observation.device.as_str(),
+                i64::from(quantity),
+                time,
+                sequence,
+                flags,
+                &sealed,
+            );
+            rows.push(PreparedRow {
+                patient: patient.clone(),
+                device: observation.device.clone(),
+                quantity: i64::from(quantity),
+                time,
+                sequence,
+                flags,
+                sealed,
+                content,
+            });
+        }
+        Ok(rows)
+    }
 }
 
 /// created_at, sealed name, sealed MRN, sealed birth date, erased_at.
@@ -282,11 +371,15 @@ impl ClinicalStore for SqliteStore {
     }
 
     fn commit_observations(&self, observations: Vec<Observation>) -> Result<Receipt, StoreError> {
-        self.committer.commit(observations)
+        let rows = self.prepare(&observations)?;
+        self.committer.commit(rows)
     }
 
     fn submit_observations(&self, observations: Vec<Observation>, done: Completion) {
-        self.committer.submit(observations, done);
+        match self.prepare(&observations) {
+            Ok(rows) => self.committer.submit(rows, done),
+            Err(error) => done(Err(error)),
+        }
     }
 
     fn observations(

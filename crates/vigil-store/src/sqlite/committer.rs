@@ -1,23 +1,22 @@
 //! Group commit of observations.
 //!
-//! One thread owns a write connection. Callers hand it observations; it gathers what arrives
-//! within [`CommitSettings::max_wait`] (or until [`CommitSettings::max_rows`]), seals every
-//! value, inserts the rows, appends one audit leaf holding the rows' hashes, and commits: one
-//! fsync for the whole batch. Only then does it tell each caller, so "stored" always means "on
+//! Callers seal and hash their observations on their own threads ([`PreparedRow`]); one thread
+//! owns a write connection, gathers what arrives within [`CommitSettings::max_wait`] (or until
+//! [`CommitSettings::max_rows`]), checks that no patient in the batch was erased meanwhile,
+//! inserts the rows, appends one audit leaf holding the rows' hashes, and commits: one fsync
+//! for the whole batch. Only then does it tell each caller, so "stored" always means "on
 //! disk". A caller whose observations cannot be stored (no patient, patient erased) is refused
 //! alone; a database failure fails the whole batch, which is rolled back.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, TransactionBehavior, params};
-use vigil_model::{Observation, PatientId, Timestamp};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use vigil_model::{DeviceId, PatientId, Timestamp};
 
 use super::audit_log::{append_leaf, batch_leaf};
-use super::clinical::{FLAG_IMPLAUSIBLE, Sealer, row_hash};
-use crate::seal::observation_aad;
+use super::clinical::row_hash;
 use crate::{Completion, Receipt, StoreError};
 
 /// How the committer batches.
@@ -42,8 +41,21 @@ impl Default for CommitSettings {
     }
 }
 
+/// An observation ready to insert: sealed and hashed by the caller.
+pub(crate) struct PreparedRow {
+    pub(crate) patient: PatientId,
+    pub(crate) device: DeviceId,
+    pub(crate) quantity: i64,
+    pub(crate) time: i64,
+    pub(crate) sequence: i64,
+    pub(crate) flags: i64,
+    pub(crate) sealed: Vec<u8>,
+    /// Hash of everything above; the row hash adds the row id.
+    pub(crate) content: [u8; 32],
+}
+
 struct Job {
-    observations: Vec<Observation>,
+    rows: Vec<PreparedRow>,
     done: Completion,
 }
 
@@ -54,13 +66,12 @@ pub(crate) struct Committer {
 impl Committer {
     pub(crate) fn start(
         connection: Connection,
-        sealer: Arc<Sealer>,
         settings: CommitSettings,
     ) -> Result<Committer, StoreError> {
         let (queue, jobs) = sync_channel::<Job>(settings.queue);
         std::thread::Builder::new()
             .name("vigil-committer".into())
-            .spawn(move || run(connection, &sealer, &jobs, settings))
+            .spawn(move || run(connection, &jobs, settings))
             .map_err(|source| StoreError::File {
                 path: "committer thread".into(),
                 source,
@@ -68,18 +79,18 @@ impl Committer {
         Ok(Committer { queue })
     }
 
-    pub(crate) fn submit(&self, observations: Vec<Observation>, done: Completion) {
-        match self.queue.try_send(Job { observations, done }) {
+    pub(crate) fn submit(&self, rows: Vec<PreparedRow>, done: Completion) {
+        match self.queue.try_send(Job { rows, done }) {
             Ok(()) => {}
             Err(TrySendError::Full(job)) => (job.done)(Err(StoreError::Overloaded)),
             Err(TrySendError::Disconnected(job)) => (job.done)(Err(StoreError::CommitterStopped)),
         }
     }
 
-    pub(crate) fn commit(&self, observations: Vec<Observation>) -> Result<Receipt, StoreError> {
+    pub(crate) fn commit(&self, rows: Vec<PreparedRow>) -> Result<Receipt, StoreError> {
         let (reply, receipt) = sync_channel(1);
         let job = Job {
-            observations,
+            rows,
             done: Box::new(move |result| {
                 let _ = reply.send(result);
             }),
@@ -91,54 +102,40 @@ impl Committer {
     }
 }
 
-fn run(
-    mut connection: Connection,
-    sealer: &Sealer,
-    jobs: &Receiver<Job>,
-    settings: CommitSettings,
-) {
+fn run(mut connection: Connection, jobs: &Receiver<Job>, settings: CommitSettings) {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
-        let mut rows = batch[0].observations.len();
+        let mut rows = batch[0].rows.len();
         let deadline = Instant::now() + settings.max_wait;
         while rows < settings.max_rows {
             match jobs.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
                 Ok(job) => {
-                    rows += job.observations.len();
+                    rows += job.rows.len();
                     batch.push(job);
                 }
                 Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
             }
         }
-        let results = write(&mut connection, sealer, &batch);
+        let results = match write(&mut connection, &batch) {
+            Ok(results) => results,
+            // Everything was rolled back; every caller learns why.
+            Err(error) => {
+                let message = error.to_string();
+                batch
+                    .iter()
+                    .map(|_| Err(StoreError::BatchFailed(message.clone())))
+                    .collect()
+            }
+        };
         for (job, result) in batch.into_iter().zip(results) {
             (job.done)(result);
         }
     }
 }
 
-/// Writes one batch; returns one result per job.
+/// Writes one batch in one transaction; returns one result per job.
 fn write(
     connection: &mut Connection,
-    sealer: &Sealer,
-    batch: &[Job],
-) -> Vec<Result<Receipt, StoreError>> {
-    match write_transaction(connection, sealer, batch) {
-        Ok(results) => results,
-        Err(error) => {
-            // Everything was rolled back; every caller learns why.
-            let message = error.to_string();
-            batch
-                .iter()
-                .map(|_| Err(StoreError::BatchFailed(message.clone())))
-                .collect()
-        }
-    }
-}
-
-fn write_transaction(
-    connection: &mut Connection,
-    sealer: &Sealer,
     batch: &[Job],
 ) -> Result<Vec<Result<Receipt, StoreError>>, StoreError> {
     let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -148,110 +145,70 @@ fn write_transaction(
         |row| row.get(0),
     )?;
     let leaf_index = u64::try_from(leaf).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let mut keys: HashMap<PatientId, Result<Arc<crate::seal::DataKey>, String>> = HashMap::new();
+    // A patient erased after the caller sealed (another process, a moment ago) gets nothing.
+    let mut live: HashMap<&PatientId, bool> = HashMap::new();
+    {
+        let mut has_key = tx
+            .prepare_cached("SELECT wrapped IS NOT NULL FROM patient_keys WHERE patient_id = ?1")?;
+        for row in batch.iter().flat_map(|job| &job.rows) {
+            if !live.contains_key(&row.patient) {
+                let alive: Option<bool> = has_key
+                    .query_row([row.patient.as_str()], |r| r.get(0))
+                    .optional()?;
+                live.insert(&row.patient, alive == Some(true));
+            }
+        }
+    }
     let mut stored_rows = Vec::new();
-    let mut counts = Vec::with_capacity(batch.len());
+    let mut results = Vec::with_capacity(batch.len());
     {
         let mut insert = tx.prepare_cached(
-            "INSERT INTO observations (patient_id, device_id, quantity, time, sequence, flags, value, batch) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (device_id, sequence, quantity) DO NOTHING \
-             RETURNING id",
+            "INSERT OR IGNORE INTO observations \
+             (patient_id, device_id, quantity, time, sequence, flags, value, batch) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )?;
         for job in batch {
-            // Check the whole submission first, so it is stored entirely or not at all.
-            let mut refused = None;
-            for observation in &job.observations {
-                let Some(patient) = &observation.patient else {
-                    refused = Some(StoreError::NoPatient(observation.device.clone()));
-                    break;
-                };
-                if !keys.contains_key(patient) {
-                    let key = sealer.data_key(&tx, patient).map_err(|e| e.to_string());
-                    keys.insert(patient.clone(), key);
-                }
-                if let Some(Err(reason)) = keys.get(patient) {
-                    refused = Some(StoreError::Refused {
-                        patient: patient.clone(),
-                        reason: reason.clone(),
-                    });
-                    break;
-                }
-            }
-            if let Some(error) = refused {
-                counts.push(Err(error));
+            if let Some(erased) = job
+                .rows
+                .iter()
+                .find(|r| live.get(&r.patient) != Some(&true))
+            {
+                results.push(Err(StoreError::Refused {
+                    patient: erased.patient.clone(),
+                    reason: "the patient's data key has been erased".into(),
+                }));
                 continue;
             }
             let (mut stored, mut duplicates) = (0, 0);
-            for observation in &job.observations {
-                let Some(patient) = &observation.patient else {
-                    continue;
-                };
-                let Some(Ok(key)) = keys.get(patient) else {
-                    continue;
-                };
-                let quantity = observation.quantity.spec().mdc.code();
-                let time = observation.time.unix_millis();
-                let sequence = i64::try_from(observation.sequence).unwrap_or(i64::MAX);
-                let flags = if observation.implausible {
-                    FLAG_IMPLAUSIBLE
-                } else {
-                    0
-                };
-                let aad = observation_aad(
-                    patient.as_str(),
-                    observation.device.as_str(),
-                    observation.sequence,
-                    quantity,
-                    time,
-                );
-                let sealed = key.seal(&observation.value.expose().to_be_bytes(), &aad)?;
-                let mut inserted = insert.query(params![
-                    patient.as_str(),
-                    observation.device.as_str(),
-                    i64::from(quantity),
-                    time,
-                    sequence,
-                    flags,
-                    sealed,
+            for row in &job.rows {
+                let inserted = insert.execute(params![
+                    row.patient.as_str(),
+                    row.device.as_str(),
+                    row.quantity,
+                    row.time,
+                    row.sequence,
+                    row.flags,
+                    row.sealed,
                     leaf
                 ])?;
-                match inserted.next()? {
-                    Some(row) => {
-                        let id: i64 = row.get(0)?;
-                        stored_rows.push((
-                            id,
-                            row_hash(
-                                id,
-                                patient.as_str(),
-                                observation.device.as_str(),
-                                i64::from(quantity),
-                                time,
-                                sequence,
-                                flags,
-                                &sealed,
-                            ),
-                        ));
-                        stored += 1;
-                    }
-                    None => duplicates += 1,
+                if inserted == 1 {
+                    let id = tx.last_insert_rowid();
+                    stored_rows.push((id, row_hash(id, &row.content)));
+                    stored += 1;
+                } else {
+                    duplicates += 1;
                 }
             }
-            counts.push(Ok((stored, duplicates)));
-        }
-    }
-    if !stored_rows.is_empty() {
-        let appended = append_leaf(&tx, Timestamp::now(), "batch", &batch_leaf(&stored_rows))?;
-        debug_assert_eq!(appended, leaf_index);
-    }
-    tx.commit()?;
-    Ok(counts
-        .into_iter()
-        .map(|count| {
-            count.map(|(stored, duplicates)| Receipt {
+            results.push(Ok(Receipt {
                 batch: leaf_index,
                 stored,
                 duplicates,
-            })
-        })
-        .collect())
+            }));
+        }
+    }
+    if !stored_rows.is_empty() {
+        append_leaf(&tx, Timestamp::now(), "batch", &batch_leaf(&stored_rows))?;
+    }
+    tx.commit()?;
+    Ok(results)
 }

@@ -84,7 +84,7 @@ impl SqliteStore {
         // The committer writes most of the data: give it a page cache that holds the indexes'
         // hot pages (64 MiB; SQLite's default is 2 MiB).
         writer.pragma_update(None, "cache_size", -65_536)?;
-        let committer = Committer::start(writer, Arc::clone(&sealer), settings)?;
+        let committer = Committer::start(writer, settings)?;
         Ok(SqliteStore {
             connection: Mutex::new(connection),
             sealer,

@@ -16,7 +16,7 @@ use vigil_audit::{MerkleTree, VerifierKey, leaf_hash, open_note, verify_consiste
 
 use super::DATABASE_FILE;
 use super::audit_log::{BATCH_ROW_LEN, BATCH_TAG, ENTRY_TAG};
-use super::clinical::row_hash;
+use super::clinical::{content_hash, row_hash};
 use crate::StoreError;
 
 /// One discrepancy.
@@ -308,8 +308,7 @@ fn observation_rows(
     while let Some(row) = rows.next()? {
         count += 1;
         let id: i64 = row.get(0)?;
-        let hash = row_hash(
-            id,
+        let content = content_hash(
             &row.get::<_, String>(1)?,
             &row.get::<_, String>(2)?,
             row.get(3)?,
@@ -318,6 +317,7 @@ fn observation_rows(
             row.get(6)?,
             &row.get::<_, Vec<u8>>(7)?,
         );
+        let hash = row_hash(id, &content);
         while let Some((missing, batch, _)) = expected.next_if(|(r, _, _)| *r < id) {
             findings.push(Finding::RowMissing {
                 row: *missing,
