@@ -130,5 +130,29 @@ fn concurrent(
     });
 }
 
-criterion_group!(benches, commit);
+/// Reading one patient's series: one hour of heart rate out of 160,000 stored observations
+/// (16 patients × 10,000), unsealed.
+fn read(c: &mut Criterion) {
+    let (_dir, store) = store();
+    let next = AtomicU64::new(0);
+    for _ in 0..16 {
+        store.commit_observations(observations(&next, 10_000)).unwrap();
+    }
+    let patient = PatientId::new("p-3").unwrap();
+    // Observations are 1 ms apart across 16 patients: one patient's hour is 225 of them.
+    let from = Timestamp::from_unix_millis(1_700_000_000_000 + 40_000).unwrap();
+    let to = Timestamp::from_unix_millis(1_700_000_000_000 + 43_600).unwrap();
+    let mut group = c.benchmark_group("read");
+    group.sample_size(20);
+    group.bench_function("one_patient_one_quantity_range", |b| {
+        b.iter(|| {
+            let series = store.observations(&patient, Quantity::HeartRate, from, to).unwrap();
+            assert!(!series.is_empty());
+            series
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, commit, read);
 criterion_main!(benches);
