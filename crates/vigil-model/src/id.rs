@@ -17,6 +17,10 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+/// The prefix of the URI that names a device in certificates and SenML packs:
+/// `urn:vigil:device:<id>`.
+pub const DEVICE_URN_PREFIX: &str = "urn:vigil:device:";
+
 /// Longest identifier accepted, in bytes (all characters are ASCII).
 pub const MAX_ID_LEN: usize = 64;
 

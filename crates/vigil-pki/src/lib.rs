@@ -31,7 +31,7 @@ pub use revocation::{Revocation, RevocationReason};
 pub use token::{MalformedToken, NewToken, PresentedToken};
 
 /// The prefix of the SAN URI that names a device: `urn:vigil:device:<id>`.
-pub const DEVICE_URI_PREFIX: &str = "urn:vigil:device:";
+pub const DEVICE_URI_PREFIX: &str = vigil_model::id::DEVICE_URN_PREFIX;
 
 /// A PKI operation that failed for a reason other than bad device input.
 #[derive(Debug, thiserror::Error)]

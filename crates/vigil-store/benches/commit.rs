@@ -136,7 +136,9 @@ fn read(c: &mut Criterion) {
     let (_dir, store) = store();
     let next = AtomicU64::new(0);
     for _ in 0..16 {
-        store.commit_observations(observations(&next, 10_000)).unwrap();
+        store
+            .commit_observations(observations(&next, 10_000))
+            .unwrap();
     }
     let patient = PatientId::new("p-3").unwrap();
     // Observations are 1 ms apart across 16 patients: one patient's hour is 225 of them.
@@ -146,7 +148,9 @@ fn read(c: &mut Criterion) {
     group.sample_size(20);
     group.bench_function("one_patient_one_quantity_range", |b| {
         b.iter(|| {
-            let series = store.observations(&patient, Quantity::HeartRate, from, to).unwrap();
+            let series = store
+                .observations(&patient, Quantity::HeartRate, from, to)
+                .unwrap();
             assert!(!series.is_empty());
             series
         });
