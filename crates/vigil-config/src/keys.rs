@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use crate::{
-    Config, ConfigError, HubConfig, LogConfig, LogFormat, LogLevel, PkiConfig, Raw, Source,
+    Config, ConfigError, HubConfig, IngestConfig, LogConfig, LogFormat, LogLevel, PkiConfig, Raw,
+    Source,
 };
 
 /// One configuration key.
@@ -48,6 +49,11 @@ pub const KEYS: &[KeySpec] = &[
         default: "\"0.0.0.0:8443\"",
     },
     KeySpec {
+        path: "ingest.max_clock_skew_seconds",
+        env: "VIGIL_INGEST_MAX_CLOCK_SKEW_SECONDS",
+        default: "300",
+    },
+    KeySpec {
         path: "pki.device_certificate_days",
         env: "VIGIL_PKI_DEVICE_CERTIFICATE_DAYS",
         default: "30",
@@ -80,6 +86,7 @@ pub(crate) fn build(raw: &BTreeMap<&'static str, Raw>) -> Result<Config, ConfigE
     let organization = text(raw, "hub.organization", 1..=64)?;
     let hostnames = hostnames(raw, "hub.hostnames")?;
     let https_listen = socket_addr(raw, "hub.https_listen")?;
+    let max_clock_skew_seconds = integer(raw, "ingest.max_clock_skew_seconds", 1..=86_400)?;
     let device_certificate_days = integer(raw, "pki.device_certificate_days", 1..=397)?;
     let enrolment_token_hours = integer(raw, "pki.enrolment_token_hours", 1..=24 * 30)?;
     Ok(Config {
@@ -88,6 +95,9 @@ pub(crate) fn build(raw: &BTreeMap<&'static str, Raw>) -> Result<Config, ConfigE
             organization,
             hostnames,
             https_listen,
+        },
+        ingest: IngestConfig {
+            max_clock_skew_seconds: u32::try_from(max_clock_skew_seconds).unwrap_or(300),
         },
         pki: PkiConfig {
             device_certificate_days: u32::try_from(device_certificate_days).unwrap_or(30),

@@ -38,8 +38,17 @@ pub struct Config {
     pub log: LogConfig,
     /// The hub's identity and listeners.
     pub hub: HubConfig,
+    /// Telemetry ingest.
+    pub ingest: IngestConfig,
     /// Device certificates and enrolment.
     pub pki: PkiConfig,
+}
+
+/// The `[ingest]` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestConfig {
+    /// Largest difference between a reading's time and the hub's clock, in seconds.
+    pub max_clock_skew_seconds: u32,
 }
 
 /// The `[hub]` section.

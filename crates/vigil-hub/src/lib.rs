@@ -12,6 +12,7 @@
 pub mod audit;
 pub mod checkpoints;
 pub mod https;
+pub mod ingest;
 pub mod registry;
 pub mod tls;
 
@@ -175,7 +176,14 @@ impl Hub {
         tracing::info!(%https, "HTTPS listener ready (enrolment, renewal, revocation list)");
 
         let (stop, stopped) = oneshot::channel::<()>();
-        let app = https::routes::router(registry.clone());
+        let ingest = ingest::Ingest::new(
+            Arc::clone(registry.store()),
+            self.config.ingest.max_clock_skew_seconds,
+        );
+        let app = https::routes::router(https::routes::Api {
+            registry: registry.clone(),
+            ingest,
+        });
         let auditor = registry.auditor().clone();
         let crl_watch = tokio::spawn(tls::watch_crl(
             pki.crl_path(),

@@ -242,7 +242,7 @@ pub trait ClinicalStore: Send + Sync {
     -> Result<Option<PatientId>, StoreError>;
 
     /// Stores observations durably (group commit) and returns when they are on disk. Each must
-    /// name its patient. A duplicate (same device, sequence and quantity) is stored once.
+    /// name its patient. A duplicate (same device, sequence, quantity and time) is stored once.
     fn commit_observations(&self, observations: Vec<Observation>) -> Result<Receipt, StoreError>;
 
     /// Like [`ClinicalStore::commit_observations`] without blocking: `done` runs on the

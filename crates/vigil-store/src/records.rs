@@ -158,7 +158,7 @@ pub struct Receipt {
     pub batch: u64,
     /// Observations newly stored.
     pub stored: usize,
-    /// Observations already stored before (same device, sequence and quantity).
+    /// Observations already stored before (same device, sequence, quantity and time).
     pub duplicates: usize,
 }
 

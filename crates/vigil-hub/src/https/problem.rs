@@ -12,6 +12,7 @@ pub struct Problem {
     title: &'static str,
     detail: String,
     bearer_challenge: bool,
+    retry_after: Option<u32>,
 }
 
 #[derive(Serialize)]
@@ -38,7 +39,14 @@ impl Problem {
             title,
             detail: detail.into(),
             bearer_challenge: false,
+            retry_after: None,
         }
+    }
+
+    /// Adds `Retry-After: <seconds>` (an overloaded hub asks senders to come back).
+    pub fn with_retry_after(mut self, seconds: u32) -> Problem {
+        self.retry_after = Some(seconds);
+        self
     }
 
     /// Adds `WWW-Authenticate: Bearer` (for refused enrolment tokens, RFC 6750).
@@ -79,6 +87,9 @@ impl IntoResponse for Problem {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if let Some(seconds) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         if self.bearer_challenge {
             headers.insert(
                 header::WWW_AUTHENTICATE,

@@ -3,7 +3,7 @@
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Extension, State};
+use axum::extract::{DefaultBodyLimit, Extension, FromRef, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -12,23 +12,194 @@ use rustls::pki_types::pem::PemObject;
 use vigil_pki::csr::MAX_CSR_BYTES;
 use vigil_store::TokenRefusal;
 
+use vigil_wire::senml::MAX_PACK_BYTES;
+
 use crate::https::Peer;
 use crate::https::problem::Problem;
+use crate::ingest::{Ingest, IngestError};
 use crate::registry::{Registry, RegistryError};
 
 /// `application/pem-certificate-chain` (RFC 8555 §9.1): the device certificate, then the CA.
 const PEM_CHAIN: &str = "application/pem-certificate-chain";
 
+/// What the handlers share.
+#[derive(Clone)]
+pub struct Api {
+    /// The device registry.
+    pub registry: Registry,
+    /// The ingest pipeline.
+    pub ingest: Ingest,
+}
+
+impl FromRef<Api> for Registry {
+    fn from_ref(api: &Api) -> Registry {
+        api.registry.clone()
+    }
+}
+
+impl FromRef<Api> for Ingest {
+    fn from_ref(api: &Api) -> Ingest {
+        api.ingest.clone()
+    }
+}
+
 /// The router of the device API.
-pub fn router(registry: Registry) -> Router {
+pub fn router(api: Api) -> Router {
     Router::new()
-        .route("/api/v1/enroll", post(enroll))
-        .route("/api/v1/renew", post(renew))
+        .route(
+            "/api/v1/enroll",
+            post(enroll).layer(DefaultBodyLimit::max(MAX_CSR_BYTES)),
+        )
+        .route(
+            "/api/v1/renew",
+            post(renew).layer(DefaultBodyLimit::max(MAX_CSR_BYTES)),
+        )
+        .route(
+            "/api/v1/devices/{id}/observations",
+            post(observations).layer(DefaultBodyLimit::max(MAX_PACK_BYTES)),
+        )
         .route("/pki/crl", get(crl))
         .route("/pki/ca.pem", get(ca))
         .fallback(not_found)
-        .layer(DefaultBodyLimit::max(MAX_CSR_BYTES))
-        .with_state(registry)
+        .with_state(api)
+}
+
+/// `POST /api/v1/devices/{id}/observations` over mutual TLS as device `{id}`, body a SenML pack
+/// (`application/senml+json`); answers 201 once the observations are durably stored.
+async fn observations(
+    State(ingest): State<Ingest>,
+    Extension(peer): Extension<Peer>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Problem> {
+    let device = match peer {
+        Peer::Device(device) => device,
+        Peer::Anonymous => {
+            return Err(Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "certificate-required",
+                "Client certificate required",
+                "observations are accepted over mutual TLS with the device's certificate",
+            ));
+        }
+        Peer::Unidentified(error) => {
+            return Err(Problem::new(
+                StatusCode::FORBIDDEN,
+                "certificate-not-a-device",
+                "Client certificate does not identify a device",
+                error.to_string(),
+            ));
+        }
+    };
+    if device.as_str() != id {
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "wrong-device",
+            "Not this device's resource",
+            "a device may post only to its own observations",
+        ));
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
+    match content_type.as_deref() {
+        Some("application/senml+json" | "application/json") => {}
+        _ => {
+            return Err(Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+                "send a SenML pack as application/senml+json",
+            ));
+        }
+    }
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too-large",
+                "Request too large",
+                format!("a SenML pack is at most {MAX_PACK_BYTES} bytes"),
+            )
+        } else {
+            body_problem(&rejection)
+        }
+    })?;
+    let accepted = ingest
+        .accept_json(&device, &body)
+        .await
+        .map_err(ingest_problem)?;
+    let receipt = serde_json::json!({
+        "sequence": accepted.sequence,
+        "stored": accepted.stored,
+        "duplicates": accepted.duplicates,
+        "implausible": accepted.implausible,
+    });
+    Ok((StatusCode::CREATED, axum::Json(receipt)).into_response())
+}
+
+fn ingest_problem(error: IngestError) -> Problem {
+    let detail = error.to_string();
+    match error {
+        IngestError::Senml(_) => Problem::new(
+            StatusCode::BAD_REQUEST,
+            "bad-senml",
+            "Malformed SenML pack",
+            detail,
+        ),
+        IngestError::UnknownCode { .. } => Problem::new(
+            StatusCode::BAD_REQUEST,
+            "unknown-quantity",
+            "Unknown quantity",
+            detail,
+        ),
+        IngestError::NotReported { .. } => Problem::new(
+            StatusCode::BAD_REQUEST,
+            "quantity-not-for-class",
+            "Quantity not reported by this device class",
+            detail,
+        ),
+        IngestError::Unit { .. } => Problem::new(
+            StatusCode::BAD_REQUEST,
+            "unit-not-accepted",
+            "Unit not accepted",
+            detail,
+        ),
+        IngestError::ClockSkew { .. } => Problem::new(
+            StatusCode::BAD_REQUEST,
+            "clock-skew",
+            "Reading time out of bounds",
+            detail,
+        ),
+        IngestError::DeviceNotAllowed(_) => Problem::new(
+            StatusCode::FORBIDDEN,
+            "device-not-allowed",
+            "Device may not send",
+            detail,
+        ),
+        IngestError::NoPatient(_) => Problem::new(
+            StatusCode::CONFLICT,
+            "no-patient",
+            "Device serves no patient",
+            detail,
+        ),
+        IngestError::Overloaded => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            "Hub busy",
+            "the store is busy; retry after a second",
+        )
+        .with_retry_after(1),
+        IngestError::Store(error) => Problem::internal(&error),
+    }
 }
 
 async fn not_found() -> Problem {

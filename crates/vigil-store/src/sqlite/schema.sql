@@ -94,7 +94,7 @@ CREATE TABLE observations (
     flags     INTEGER NOT NULL,
     value     BLOB NOT NULL,
     batch     INTEGER NOT NULL,
-    UNIQUE (device_id, sequence, quantity)
+    UNIQUE (device_id, sequence, quantity, time)
 ) STRICT;
 CREATE INDEX observations_by_patient ON observations (patient_id, quantity, time);
 

@@ -1,0 +1,281 @@
+//! The ingest pipeline every listener shares: decode, validate against the vocabulary, check
+//! sequence and clock, resolve the patient, flag implausible values, and commit durably. A
+//! caller hears "accepted" only when the store says the observations are on disk.
+//!
+//! ```text
+//! payload ─▶ SenML decode ─▶ per reading: known MDC code? reported by this class? unit accepted
+//!   (→ canonical)? clock within bound? value possible (else kept, flagged, alerted)?
+//!   ─▶ sequence vs last seen (gap → alert) ─▶ patient the device serves ─▶ submit ─▶ durable
+//! ```
+//!
+//! Decisions (docs/protocol.md): a pack is accepted or refused whole; an implausible value is
+//! stored flagged with an alert, never dropped; a duplicate sequence number is acknowledged and
+//! stored once (the store deduplicates); a device that serves no patient is refused (there is no
+//! one to seal its data for).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::oneshot;
+use vigil_model::{
+    Alert, AlertKind, DeviceClass, DeviceId, Evidence, Observation, Quantity, Severity, Timestamp,
+};
+use vigil_store::{DeviceStatus, Receipt, Store, StoreError};
+use vigil_wire::senml::{self, SenmlError};
+
+/// What the sender is told after its pack is on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Accepted {
+    /// The pack's sequence number.
+    pub sequence: u64,
+    /// Observations newly stored.
+    pub stored: usize,
+    /// Observations already stored (a redelivery).
+    pub duplicates: usize,
+    /// Observations stored flagged as physically impossible.
+    pub implausible: usize,
+}
+
+/// Why a pack was refused. Carries positions and codes, never values.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The pack is not valid SenML in Vigil's profile.
+    #[error(transparent)]
+    Senml(#[from] SenmlError),
+    /// A reading's MDC code is not a quantity Vigil knows.
+    #[error("record {record}: MDC code {code} is not a quantity Vigil knows (see `vigil codes`)")]
+    UnknownCode {
+        /// Record index.
+        record: usize,
+        /// The code.
+        code: u32,
+    },
+    /// The device's class does not report this quantity.
+    #[error("record {record}: a {class} does not report {quantity}")]
+    NotReported {
+        /// Record index.
+        record: usize,
+        /// The quantity.
+        quantity: Quantity,
+        /// The device's class.
+        class: DeviceClass,
+    },
+    /// The unit is not accepted for the quantity.
+    #[error("record {record}: {source}")]
+    Unit {
+        /// Record index.
+        record: usize,
+        /// Why.
+        source: vigil_model::quantity::ValueError,
+    },
+    /// A reading's time is too far from the hub's clock.
+    #[error("record {record}: time is more than {max_seconds} s from the hub's clock")]
+    ClockSkew {
+        /// Record index.
+        record: usize,
+        /// The bound.
+        max_seconds: u32,
+    },
+    /// The device is not registered, or revoked.
+    #[error("device {0} may not send observations")]
+    DeviceNotAllowed(DeviceId),
+    /// The device serves no patient at the moment.
+    #[error("device {0} serves no patient; assign it first (vigil device assign)")]
+    NoPatient(DeviceId),
+    /// The store is overloaded: retry shortly.
+    #[error("the hub is busy; retry shortly")]
+    Overloaded,
+    /// Storing failed.
+    #[error("storing failed: {0}")]
+    Store(StoreError),
+}
+
+/// The shared ingest pipeline.
+#[derive(Clone)]
+pub struct Ingest {
+    store: Arc<dyn Store>,
+    max_skew_ms: i64,
+    max_skew_seconds: u32,
+    last_sequence: Arc<Mutex<HashMap<DeviceId, u64>>>,
+}
+
+impl std::fmt::Debug for Ingest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ingest").finish_non_exhaustive()
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, IngestError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| IngestError::Store(StoreError::BatchFailed(e.to_string())))?
+        .map_err(IngestError::Store)
+}
+
+impl Ingest {
+    /// A pipeline writing to `store`, refusing readings more than `max_skew_seconds` off.
+    pub fn new(store: Arc<dyn Store>, max_skew_seconds: u32) -> Ingest {
+        Ingest {
+            store,
+            max_skew_ms: i64::from(max_skew_seconds) * 1000,
+            max_skew_seconds,
+            last_sequence: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// Accepts a SenML JSON pack from an authenticated device; returns once it is durable.
+    pub async fn accept_json(
+        &self,
+        device: &DeviceId,
+        payload: &[u8],
+    ) -> Result<Accepted, IngestError> {
+        let now = Timestamp::now();
+        let store = Arc::clone(&self.store);
+        let id = device.clone();
+        let record = blocking(move || store.device(&id)).await?;
+        let class = match record {
+            Some(record) if record.status != DeviceStatus::Revoked => record.class,
+            _ => return Err(IngestError::DeviceNotAllowed(device.clone())),
+        };
+        let pack = senml::decode_json(payload, device, now)?;
+
+        let mut observations = Vec::with_capacity(pack.readings.len());
+        for (record, reading) in pack.readings.into_iter().enumerate() {
+            let quantity =
+                Quantity::from_mdc_code(reading.code).ok_or(IngestError::UnknownCode {
+                    record,
+                    code: reading.code,
+                })?;
+            if !class.reports(quantity) {
+                return Err(IngestError::NotReported {
+                    record,
+                    quantity,
+                    class,
+                });
+            }
+            if reading.time.millis_since(now).abs() > self.max_skew_ms {
+                return Err(IngestError::ClockSkew {
+                    record,
+                    max_seconds: self.max_skew_seconds,
+                });
+            }
+            let observation = Observation::from_reported(
+                device.clone(),
+                quantity,
+                *reading.value.expose(),
+                &reading.unit,
+                reading.time,
+                pack.sequence,
+            )
+            .map_err(|source| IngestError::Unit { record, source })?;
+            observations.push(observation);
+        }
+
+        let store = Arc::clone(&self.store);
+        let id = device.clone();
+        let patient = blocking(move || store.patient_of(&id, now))
+            .await?
+            .ok_or_else(|| IngestError::NoPatient(device.clone()))?;
+        for observation in &mut observations {
+            observation.patient = Some(patient.clone());
+        }
+        let implausible: Vec<Observation> = observations
+            .iter()
+            .filter(|o| o.implausible)
+            .cloned()
+            .collect();
+
+        let (done, receipt) = oneshot::channel::<Result<Receipt, StoreError>>();
+        self.store.submit_observations(
+            observations,
+            Box::new(move |result| {
+                let _ = done.send(result);
+            }),
+        );
+        let receipt = match receipt.await {
+            Ok(Ok(receipt)) => receipt,
+            Ok(Err(StoreError::Overloaded)) => return Err(IngestError::Overloaded),
+            Ok(Err(error)) => return Err(IngestError::Store(error)),
+            Err(_) => return Err(IngestError::Store(StoreError::CommitterStopped)),
+        };
+
+        // After the commit: alerts for what was stored flagged, and for a gap in the sequence.
+        let mut alerts: Vec<Alert> = implausible
+            .iter()
+            .map(|o| Alert {
+                time: now,
+                severity: Severity::Medium,
+                kind: AlertKind::ImplausibleValue,
+                device: Some(device.clone()),
+                patient: Some(patient.clone()),
+                evidence: vec![
+                    Evidence::Fact {
+                        name: "sequence".into(),
+                        value: o.sequence.to_string(),
+                    },
+                    Evidence::Clinical {
+                        quantity: o.quantity,
+                        value: o.value,
+                    },
+                ],
+                attack_technique: Some("T0856".into()),
+            })
+            .collect();
+        if let Some(gap) = self.sequence_gap(device, pack.sequence) {
+            alerts.push(Alert {
+                time: now,
+                severity: Severity::Low,
+                kind: AlertKind::SequenceGap,
+                device: Some(device.clone()),
+                patient: Some(patient.clone()),
+                evidence: vec![
+                    Evidence::Fact {
+                        name: "expected_sequence".into(),
+                        value: gap.0.to_string(),
+                    },
+                    Evidence::Fact {
+                        name: "received_sequence".into(),
+                        value: gap.1.to_string(),
+                    },
+                ],
+                attack_technique: None,
+            });
+        }
+        if !alerts.is_empty() {
+            let store = Arc::clone(&self.store);
+            if let Err(error) = blocking(move || {
+                alerts
+                    .iter()
+                    .try_for_each(|a| store.add_alert(a).map(|_| ()))
+            })
+            .await
+            {
+                tracing::error!(%error, "alert could not be stored");
+            }
+        }
+        Ok(Accepted {
+            sequence: pack.sequence,
+            stored: receipt.stored,
+            duplicates: receipt.duplicates,
+            implausible: implausible.len(),
+        })
+    }
+
+    /// Records the sequence number; returns (expected, received) when messages were skipped.
+    fn sequence_gap(&self, device: &DeviceId, sequence: u64) -> Option<(u64, u64)> {
+        let mut last = self
+            .last_sequence
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let previous = last.get(device).copied();
+        if previous.is_none_or(|p| sequence > p) {
+            last.insert(device.clone(), sequence);
+        }
+        match previous {
+            Some(p) if sequence > p.saturating_add(1) => Some((p + 1, sequence)),
+            _ => None,
+        }
+    }
+}
