@@ -51,7 +51,7 @@ pub enum IngestError {
         code: u32,
     },
     /// The device's class does not report this quantity.
-    #[error("record {record}: a {class} does not report {quantity}")]
+    #[error("record {record}: a device of class {class} does not report {quantity}")]
     NotReported {
         /// Record index.
         record: usize,
