@@ -70,11 +70,13 @@ def licence_ok(expression: str) -> bool:
 
 
 def is_built(name: str) -> bool:
-    """Whether `name` is compiled into anything the workspace builds for this machine (normal,
-    build or dev dependency). `cargo metadata` over-approximates (it lists optional crates behind
-    weak features, like ring behind rustls-webpki's `ring?/alloc`); `cargo tree` does not."""
+    """Whether `name` is compiled into what Vigil ships (normal and build dependencies of the
+    workspace, for this machine). Test-only peers are exempt: rumqttc, the third-party MQTT client
+    the interop tests use, brings ring through its own rustls-webpki 0.102 (ADR 0001).
+    `cargo metadata` over-approximates (it lists optional crates behind weak features, like ring
+    behind rustls-webpki's `ring?/alloc`); `cargo tree` does not."""
     tree = subprocess.run(
-        ["cargo", "tree", "--locked", "--workspace", "-e", "normal,build,dev", "-i", name, "--prefix", "none"],
+        ["cargo", "tree", "--locked", "--workspace", "-e", "normal,build", "-i", name, "--prefix", "none"],
         capture_output=True,
         text=True,
     )

@@ -31,6 +31,7 @@ fn serve(dir: &Path) -> Served {
     let mut child = vigil()
         .args(["serve", "--data-dir", dir.to_str().unwrap()])
         .env("VIGIL_HUB_HTTPS_LISTEN", "127.0.0.1:0")
+        .env("VIGIL_HUB_MQTT_LISTEN", "127.0.0.1:0")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -42,6 +43,7 @@ fn serve(dir: &Path) -> Served {
     let address = line
         .trim()
         .strip_prefix("vigil hub listening: https=")
+        .and_then(|rest| rest.split(' ').next())
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
     let port = address.rsplit(':').next().unwrap();
     Served {

@@ -18,7 +18,10 @@ pub(crate) fn run(log: &LogArgs, data_dir: &Path) -> anyhow::Result<ExitCode> {
     runtime.block_on(async {
         let running = hub.start().await?;
         // Scripts and tests read this line to find the port when it was configured as 0.
-        println!("vigil hub listening: https={}", running.https);
+        println!(
+            "vigil hub listening: https={} mqtt={}",
+            running.https, running.mqtt
+        );
         shutdown_signal().await;
         tracing::info!("shutting down");
         running.stop().await;

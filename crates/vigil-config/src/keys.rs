@@ -49,6 +49,11 @@ pub const KEYS: &[KeySpec] = &[
         default: "\"0.0.0.0:8443\"",
     },
     KeySpec {
+        path: "hub.mqtt_listen",
+        env: "VIGIL_HUB_MQTT_LISTEN",
+        default: "\"0.0.0.0:8883\"",
+    },
+    KeySpec {
         path: "ingest.max_clock_skew_seconds",
         env: "VIGIL_INGEST_MAX_CLOCK_SKEW_SECONDS",
         default: "300",
@@ -86,6 +91,7 @@ pub(crate) fn build(raw: &BTreeMap<&'static str, Raw>) -> Result<Config, ConfigE
     let organization = text(raw, "hub.organization", 1..=64)?;
     let hostnames = hostnames(raw, "hub.hostnames")?;
     let https_listen = socket_addr(raw, "hub.https_listen")?;
+    let mqtt_listen = socket_addr(raw, "hub.mqtt_listen")?;
     let max_clock_skew_seconds = integer(raw, "ingest.max_clock_skew_seconds", 1..=86_400)?;
     let device_certificate_days = integer(raw, "pki.device_certificate_days", 1..=397)?;
     let enrolment_token_hours = integer(raw, "pki.enrolment_token_hours", 1..=24 * 30)?;
@@ -95,6 +101,7 @@ pub(crate) fn build(raw: &BTreeMap<&'static str, Raw>) -> Result<Config, ConfigE
             organization,
             hostnames,
             https_listen,
+            mqtt_listen,
         },
         ingest: IngestConfig {
             max_clock_skew_seconds: u32::try_from(max_clock_skew_seconds).unwrap_or(300),

@@ -58,8 +58,10 @@ pub struct HubConfig {
     pub organization: String,
     /// Host names and IP addresses the hub is reached at, besides `localhost` and `127.0.0.1`.
     pub hostnames: Vec<String>,
-    /// Where the HTTPS listener (enrolment, renewal, CRL) binds.
+    /// Where the HTTPS listener (enrolment, renewal, CRL, observations) binds.
     pub https_listen: std::net::SocketAddr,
+    /// Where the MQTT-over-TLS listener binds.
+    pub mqtt_listen: std::net::SocketAddr,
 }
 
 impl HubConfig {

@@ -13,6 +13,7 @@ pub mod audit;
 pub mod checkpoints;
 pub mod https;
 pub mod ingest;
+pub mod mqtt;
 pub mod registry;
 pub mod tls;
 
@@ -175,6 +176,30 @@ impl Hub {
             .map_err(|source| HubError::Bind { address, source })?;
         tracing::info!(%https, "HTTPS listener ready (enrolment, renewal, revocation list)");
 
+        let mqtt_verifier = Arc::new(tls::DeviceVerifier::new(
+            registry.ca().cert_der(),
+            tls::read_crl(&pki.crl_path())?,
+            true,
+            registry.auditor().clone(),
+            "mqtt",
+        )?);
+        let mqtt_tls = tls::server_config(&pki, Arc::clone(&mqtt_verifier), &[])?;
+        let mqtt_address = self.config.hub.mqtt_listen;
+        let mqtt_listener =
+            TcpListener::bind(mqtt_address)
+                .await
+                .map_err(|source| HubError::Bind {
+                    address: mqtt_address,
+                    source,
+                })?;
+        let mqtt = mqtt_listener
+            .local_addr()
+            .map_err(|source| HubError::Bind {
+                address: mqtt_address,
+                source,
+            })?;
+        tracing::info!(%mqtt, "MQTT listener ready (3.1.1 and 5.0, client certificates required)");
+
         let (stop, stopped) = oneshot::channel::<()>();
         let ingest = ingest::Ingest::new(
             Arc::clone(registry.store()),
@@ -182,8 +207,18 @@ impl Hub {
         );
         let app = https::routes::router(https::routes::Api {
             registry: registry.clone(),
-            ingest,
+            ingest: ingest.clone(),
         });
+        let (mqtt_stop, mqtt_stopped) = oneshot::channel::<()>();
+        let mqtt_server = tokio::spawn(mqtt::serve(
+            mqtt_listener,
+            mqtt_tls,
+            ingest,
+            registry.auditor().clone(),
+            async {
+                let _ = mqtt_stopped.await;
+            },
+        ));
         let auditor = registry.auditor().clone();
         let crl_watch = tokio::spawn(tls::watch_crl(
             pki.crl_path(),
@@ -198,6 +233,8 @@ impl Hub {
                 let _ = stopped.await;
             })
             .await;
+            let _ = mqtt_stop.send(());
+            let _ = mqtt_server.await;
             crl_watch.abort();
             crl_refresh.abort();
             checkpoints.abort();
@@ -206,6 +243,7 @@ impl Hub {
         });
         Ok(RunningHub {
             https,
+            mqtt,
             stop,
             server,
         })
@@ -217,6 +255,8 @@ impl Hub {
 pub struct RunningHub {
     /// Where the HTTPS listener is bound.
     pub https: SocketAddr,
+    /// Where the MQTT listener is bound.
+    pub mqtt: SocketAddr,
     stop: oneshot::Sender<()>,
     server: JoinHandle<()>,
 }

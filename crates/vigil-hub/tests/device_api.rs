@@ -26,10 +26,13 @@ async fn start() -> TestHub {
     let config = vigil_config::load_from_str(
         vigil_config::DEFAULT_CONFIG,
         vigil_config::Source::Default,
-        [(
-            "VIGIL_HUB_HTTPS_LISTEN".to_owned(),
-            "127.0.0.1:0".to_owned(),
-        )],
+        [
+            (
+                "VIGIL_HUB_HTTPS_LISTEN".to_owned(),
+                "127.0.0.1:0".to_owned(),
+            ),
+            ("VIGIL_HUB_MQTT_LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
+        ],
     )
     .unwrap()
     .config;

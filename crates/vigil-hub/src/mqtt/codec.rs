@@ -1,0 +1,372 @@
+//! MQTT 3.1.1 and 5.0 on the wire, through rumqttc's packet codecs (ADR 0008): the session sees
+//! one vocabulary of [`Inbound`] packets and [`Outbound`] answers whatever the version.
+
+use bytes::BytesMut;
+use rumqttc::mqttbytes::v4;
+use rumqttc::v5::mqttbytes::{QoS as V5QoS, v5};
+
+/// The protocol version a client connected with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    /// MQTT 3.1.1 (protocol level 4).
+    V311,
+    /// MQTT 5.0 (protocol level 5).
+    V5,
+}
+
+/// Largest packet accepted (a SenML pack of 64 KiB plus topic and headers).
+pub const MAX_PACKET: usize = 64 * 1024 + 1024;
+
+/// What a client sent, in either version.
+#[derive(Debug)]
+pub enum Inbound {
+    /// CONNECT.
+    Connect {
+        /// Client identifier (may be empty).
+        client_id: String,
+        /// Keep-alive in seconds (0: none).
+        keep_alive: u16,
+    },
+    /// PUBLISH.
+    Publish {
+        /// Topic name.
+        topic: String,
+        /// 0, 1 or 2.
+        qos: u8,
+        /// Packet identifier (QoS > 0).
+        pkid: u16,
+        /// Payload.
+        payload: bytes::Bytes,
+    },
+    /// SUBSCRIBE.
+    Subscribe {
+        /// Packet identifier.
+        pkid: u16,
+        /// Topic filters.
+        filters: Vec<String>,
+    },
+    /// UNSUBSCRIBE.
+    Unsubscribe {
+        /// Packet identifier.
+        pkid: u16,
+        /// Topic filters.
+        count: usize,
+    },
+    /// PINGREQ.
+    PingReq,
+    /// DISCONNECT.
+    Disconnect,
+    /// Anything a client may not send to a server here (CONNACK, PUBREL without QoS 2, AUTH…).
+    Unexpected,
+}
+
+/// Why a packet could not be read.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ReadError {
+    /// More bytes are needed.
+    Incomplete,
+    /// Larger than [`MAX_PACKET`].
+    TooLarge,
+    /// Not a valid packet.
+    Malformed,
+}
+
+/// Why a subscription or publication was refused, in version-neutral words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Not this device's topic.
+    NotAuthorized,
+    /// The payload is not an acceptable observation pack.
+    PayloadInvalid,
+    /// The hub is busy.
+    QuotaExceeded,
+    /// Something failed in the hub.
+    Internal,
+}
+
+/// What the server sends.
+#[derive(Debug)]
+pub enum Outbound {
+    /// CONNACK: accepted (with the client id the hub assigned, if any), or refused.
+    ConnAck(Result<Option<String>, ConnectRefusal>),
+    /// PUBACK, with the refusal where version 5 can carry one.
+    PubAck(u16, Option<Refusal>),
+    /// SUBACK with one result per filter (`true`: granted at QoS 1).
+    SubAck(u16, Vec<bool>),
+    /// UNSUBACK.
+    UnsubAck(u16, usize),
+    /// PINGRESP.
+    PingResp,
+    /// DISCONNECT with a version 5 reason (version 3.1.1 just closes).
+    Disconnect(v5::DisconnectReasonCode),
+}
+
+/// Why a CONNECT was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectRefusal {
+    /// The client id is not the certificate's device id.
+    ClientIdNotValid,
+    /// The protocol level is neither 4 nor 5.
+    UnsupportedVersion,
+}
+
+/// The protocol level of a complete CONNECT packet at the start of `buffer`, without consuming
+/// it: 4 for 3.1.1, 5 for 5.0. `None` if the buffer does not start with a CONNECT yet.
+pub fn connect_level(buffer: &[u8]) -> Option<u8> {
+    if buffer.first().map(|b| b >> 4) != Some(1) {
+        return None;
+    }
+    // Remaining length: 1 to 4 bytes of 7-bit groups.
+    let mut offset = 1;
+    loop {
+        let byte = *buffer.get(offset)?;
+        offset += 1;
+        if byte & 0x80 == 0 || offset > 4 {
+            break;
+        }
+    }
+    let name_len = usize::from(u16::from_be_bytes([
+        *buffer.get(offset)?,
+        *buffer.get(offset + 1)?,
+    ]));
+    buffer.get(offset + 2 + name_len).copied()
+}
+
+/// Reads one packet of `version` from `buffer`, consuming it.
+pub fn read(version: Version, buffer: &mut BytesMut) -> Result<Inbound, ReadError> {
+    match version {
+        Version::V311 => match v4::Packet::read(buffer, MAX_PACKET) {
+            Ok(packet) => Ok(from_v4(packet)),
+            Err(v4_error) => Err(read_error_v4(&v4_error)),
+        },
+        Version::V5 => {
+            let max = u32::try_from(MAX_PACKET).unwrap_or(u32::MAX);
+            match v5::Packet::read(buffer, Some(max)) {
+                Ok(packet) => Ok(from_v5(packet)),
+                Err(v5_error) => Err(read_error_v5(&v5_error)),
+            }
+        }
+    }
+}
+
+fn read_error_v4(error: &rumqttc::mqttbytes::Error) -> ReadError {
+    use rumqttc::mqttbytes::Error as E;
+    match error {
+        E::InsufficientBytes(_) => ReadError::Incomplete,
+        E::PayloadSizeLimitExceeded(_) => ReadError::TooLarge,
+        _ => ReadError::Malformed,
+    }
+}
+
+fn read_error_v5(error: &rumqttc::v5::mqttbytes::Error) -> ReadError {
+    use rumqttc::v5::mqttbytes::Error as E;
+    match error {
+        E::InsufficientBytes(_) => ReadError::Incomplete,
+        E::PayloadSizeLimitExceeded { .. } => ReadError::TooLarge,
+        _ => ReadError::Malformed,
+    }
+}
+
+fn qos_number(qos: rumqttc::mqttbytes::QoS) -> u8 {
+    match qos {
+        rumqttc::mqttbytes::QoS::AtMostOnce => 0,
+        rumqttc::mqttbytes::QoS::AtLeastOnce => 1,
+        rumqttc::mqttbytes::QoS::ExactlyOnce => 2,
+    }
+}
+
+fn from_v4(packet: v4::Packet) -> Inbound {
+    match packet {
+        v4::Packet::Connect(connect) => Inbound::Connect {
+            client_id: connect.client_id,
+            keep_alive: connect.keep_alive,
+        },
+        v4::Packet::Publish(publish) => Inbound::Publish {
+            topic: publish.topic,
+            qos: qos_number(publish.qos),
+            pkid: publish.pkid,
+            payload: publish.payload,
+        },
+        v4::Packet::Subscribe(subscribe) => Inbound::Subscribe {
+            pkid: subscribe.pkid,
+            filters: subscribe.filters.into_iter().map(|f| f.path).collect(),
+        },
+        v4::Packet::Unsubscribe(unsubscribe) => Inbound::Unsubscribe {
+            pkid: unsubscribe.pkid,
+            count: unsubscribe.topics.len(),
+        },
+        v4::Packet::PingReq => Inbound::PingReq,
+        v4::Packet::Disconnect => Inbound::Disconnect,
+        _ => Inbound::Unexpected,
+    }
+}
+
+fn from_v5(packet: v5::Packet) -> Inbound {
+    match packet {
+        v5::Packet::Connect(connect, _, _) => Inbound::Connect {
+            client_id: connect.client_id,
+            keep_alive: connect.keep_alive,
+        },
+        v5::Packet::Publish(publish) => Inbound::Publish {
+            // A topic that is not UTF-8 can match no allowed topic; it is refused there.
+            topic: String::from_utf8(publish.topic.to_vec()).unwrap_or_default(),
+            qos: match publish.qos {
+                V5QoS::AtMostOnce => 0,
+                V5QoS::AtLeastOnce => 1,
+                V5QoS::ExactlyOnce => 2,
+            },
+            pkid: publish.pkid,
+            payload: publish.payload,
+        },
+        v5::Packet::Subscribe(subscribe) => Inbound::Subscribe {
+            pkid: subscribe.pkid,
+            filters: subscribe.filters.into_iter().map(|f| f.path).collect(),
+        },
+        v5::Packet::Unsubscribe(unsubscribe) => Inbound::Unsubscribe {
+            pkid: unsubscribe.pkid,
+            count: unsubscribe.filters.len(),
+        },
+        v5::Packet::PingReq(_) => Inbound::PingReq,
+        v5::Packet::Disconnect(_) => Inbound::Disconnect,
+        _ => Inbound::Unexpected,
+    }
+}
+
+/// Encodes an answer; `None` when version 3.1.1 has no packet for it (the caller closes).
+pub fn write(version: Version, answer: &Outbound, out: &mut BytesMut) -> Option<()> {
+    match version {
+        Version::V311 => write_v4(answer, out),
+        Version::V5 => write_v5(answer, out),
+    }
+}
+
+fn write_v4(answer: &Outbound, out: &mut BytesMut) -> Option<()> {
+    let packet = match answer {
+        Outbound::ConnAck(Ok(_)) => {
+            v4::Packet::ConnAck(v4::ConnAck::new(v4::ConnectReturnCode::Success, false))
+        }
+        Outbound::ConnAck(Err(ConnectRefusal::ClientIdNotValid)) => {
+            v4::Packet::ConnAck(v4::ConnAck::new(v4::ConnectReturnCode::BadClientId, false))
+        }
+        Outbound::ConnAck(Err(ConnectRefusal::UnsupportedVersion)) => v4::Packet::ConnAck(
+            v4::ConnAck::new(v4::ConnectReturnCode::RefusedProtocolVersion, false),
+        ),
+        // 3.1.1 has no way to refuse one publication but closing the connection.
+        Outbound::PubAck(_, Some(_)) | Outbound::Disconnect(_) => return None,
+        Outbound::PubAck(pkid, None) => v4::Packet::PubAck(v4::PubAck::new(*pkid)),
+        Outbound::SubAck(pkid, granted) => v4::Packet::SubAck(v4::SubAck::new(
+            *pkid,
+            granted
+                .iter()
+                .map(|ok| {
+                    if *ok {
+                        v4::SubscribeReasonCode::Success(rumqttc::mqttbytes::QoS::AtLeastOnce)
+                    } else {
+                        v4::SubscribeReasonCode::Failure
+                    }
+                })
+                .collect(),
+        )),
+        Outbound::UnsubAck(pkid, _) => v4::Packet::UnsubAck(v4::UnsubAck::new(*pkid)),
+        Outbound::PingResp => v4::Packet::PingResp,
+    };
+    packet.write(out, MAX_PACKET).ok().map(|_| ())
+}
+
+fn write_v5(answer: &Outbound, out: &mut BytesMut) -> Option<()> {
+    let max = u32::try_from(MAX_PACKET).unwrap_or(u32::MAX);
+    let packet = match answer {
+        Outbound::ConnAck(result) => {
+            let (code, assigned) = match result {
+                Ok(assigned) => (v5::ConnectReturnCode::Success, assigned.clone()),
+                Err(ConnectRefusal::ClientIdNotValid) => {
+                    (v5::ConnectReturnCode::ClientIdentifierNotValid, None)
+                }
+                Err(ConnectRefusal::UnsupportedVersion) => {
+                    (v5::ConnectReturnCode::UnsupportedProtocolVersion, None)
+                }
+            };
+            let properties = v5::ConnAckProperties {
+                session_expiry_interval: None,
+                receive_max: Some(RECEIVE_MAXIMUM),
+                max_qos: Some(1),
+                retain_available: Some(0),
+                max_packet_size: Some(max),
+                assigned_client_identifier: assigned,
+                topic_alias_max: None,
+                reason_string: None,
+                user_properties: Vec::new(),
+                wildcard_subscription_available: Some(0),
+                subscription_identifiers_available: Some(0),
+                shared_subscription_available: Some(0),
+                server_keep_alive: None,
+                response_information: None,
+                server_reference: None,
+                authentication_method: None,
+                authentication_data: None,
+            };
+            v5::Packet::ConnAck(v5::ConnAck {
+                session_present: false,
+                code,
+                properties: Some(properties),
+            })
+        }
+        Outbound::PubAck(pkid, refusal) => v5::Packet::PubAck(v5::PubAck {
+            pkid: *pkid,
+            reason: match refusal {
+                None => v5::PubAckReason::Success,
+                Some(Refusal::NotAuthorized) => v5::PubAckReason::NotAuthorized,
+                Some(Refusal::PayloadInvalid) => v5::PubAckReason::PayloadFormatInvalid,
+                Some(Refusal::QuotaExceeded) => v5::PubAckReason::QuotaExceeded,
+                Some(Refusal::Internal) => v5::PubAckReason::ImplementationSpecificError,
+            },
+            properties: None,
+        }),
+        Outbound::SubAck(pkid, granted) => v5::Packet::SubAck(v5::SubAck {
+            pkid: *pkid,
+            return_codes: granted
+                .iter()
+                .map(|ok| {
+                    if *ok {
+                        v5::SubscribeReasonCode::Success(V5QoS::AtLeastOnce)
+                    } else {
+                        v5::SubscribeReasonCode::NotAuthorized
+                    }
+                })
+                .collect(),
+            properties: None,
+        }),
+        Outbound::UnsubAck(pkid, count) => v5::Packet::UnsubAck(v5::UnsubAck {
+            pkid: *pkid,
+            reasons: vec![v5::UnsubAckReason::Success; *count],
+            properties: None,
+        }),
+        Outbound::PingResp => v5::Packet::PingResp(v5::PingResp),
+        Outbound::Disconnect(reason) => v5::Packet::Disconnect(v5::Disconnect {
+            reason_code: *reason,
+            properties: None,
+        }),
+    };
+    packet.write(out, Some(max)).ok().map(|_| ())
+}
+
+/// QoS 1 publications a client may have unacknowledged at once (version 5 Receive Maximum).
+pub const RECEIVE_MAXIMUM: u16 = 32;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_protocol_level_of_a_connect() {
+        let mut buffer = BytesMut::new();
+        v4::Packet::Connect(v4::Connect::new("dev-1"))
+            .write(&mut buffer, 1024)
+            .unwrap();
+        assert_eq!(connect_level(&buffer), Some(4));
+        assert_eq!(connect_level(&[0x10]), None);
+        assert_eq!(connect_level(&[0x30, 0, 0]), None);
+        assert_eq!(connect_level(&[]), None);
+        assert_eq!(connect_level(&[0x10, 0xff, 0xff, 0xff, 0xff, 0xff]), None);
+    }
+}

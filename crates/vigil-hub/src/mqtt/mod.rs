@@ -1,0 +1,428 @@
+//! The MQTT listener: MQTT 3.1.1 and 5.0 over TLS with mandatory client certificates.
+//!
+//! Each connection: a place under the connection limit, a TLS handshake within
+//! [`HANDSHAKE_TIMEOUT`](crate::https::HANDSHAKE_TIMEOUT), the device from its certificate, a
+//! CONNECT within [`CONNECT_TIMEOUT`] whose client id is the device id (or empty, then assigned),
+//! then packets until DISCONNECT, a keep-alive timeout, or a refusal.
+//!
+//! Topics (DESIGN.md): a device publishes only to `vigil/v1/d/{id}/obs` (observations, SenML
+//! JSON), `…/evt` and `…/cmd/ack`, and subscribes only to `…/cmd` and `…/fw`, with `{id}` its
+//! own. Everything else is refused (version 5 reason code Not authorized; 3.1.1 has none and
+//! closes) and audited. A QoS 1 observation is acknowledged (PUBACK) only after the store has
+//! committed it; QoS 0 is accepted and may be lost. QoS 2 is not supported (0x9B).
+//!
+//! Not yet: persistent sessions and queued commands (commands do not exist yet), per-device
+//! rate limits, in-flight pipelining beyond one message at a time per connection.
+
+pub mod codec;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use rumqttc::v5::mqttbytes::v5::DisconnectReasonCode;
+use rustls::ServerConfig;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+use vigil_model::{Action, Actor, DeviceId, Outcome, ResourceKind};
+
+use crate::audit::{Auditor, entry};
+use crate::https::{HANDSHAKE_TIMEOUT, MAX_CONNECTIONS};
+use crate::ingest::{Ingest, IngestError};
+use codec::{ConnectRefusal, Inbound, Outbound, ReadError, Refusal, Version};
+
+/// The CONNECT packet must arrive within this time after the handshake.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Idle limit for a client that asked for no keep-alive.
+const DEFAULT_IDLE: Duration = Duration::from_secs(600);
+
+/// Serves MQTT on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Arc<ServerConfig>,
+    ingest: Ingest,
+    auditor: Auditor,
+    shutdown: impl Future<Output = ()>,
+) {
+    let acceptor = TlsAcceptor::from(tls);
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, address) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            tracing::warn!(%address, "connection limit reached; connection closed");
+            continue;
+        };
+        let session = Session {
+            ingest: ingest.clone(),
+            auditor: auditor.clone(),
+            address,
+        };
+        let acceptor = acceptor.clone();
+        tokio::spawn(async move {
+            session.run(acceptor, tcp).await;
+            drop(slot);
+        });
+    }
+}
+
+struct Session {
+    ingest: Ingest,
+    auditor: Auditor,
+    address: SocketAddr,
+}
+
+/// How a session ends.
+enum End {
+    /// Closed by the client or by a timeout: nothing to send.
+    Quiet,
+    /// Refused: send this (version 5) and close.
+    Refuse(DisconnectReasonCode),
+}
+
+impl Session {
+    async fn run(self, acceptor: TlsAcceptor, tcp: tokio::net::TcpStream) {
+        let address = self.address;
+        let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(error)) => {
+                tracing::info!(%address, %error, "MQTT TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::info!(%address, "MQTT TLS handshake timed out");
+                return;
+            }
+        };
+        let Some(leaf) = tls
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .cloned()
+        else {
+            return; // mandatory client auth: unreachable
+        };
+        let device = match vigil_pki::identity::device_id(&leaf) {
+            Ok(device) => device,
+            Err(error) => {
+                self.denied(
+                    &address.ip().to_string(),
+                    ResourceKind::Certificate,
+                    "-",
+                    &error.to_string(),
+                );
+                return;
+            }
+        };
+        let (mut reader, mut writer) = tokio::io::split(tls);
+        let mut buffer = BytesMut::with_capacity(4096);
+
+        // CONNECT: find the version, then check the client id.
+        let version =
+            match tokio::time::timeout(CONNECT_TIMEOUT, connect_version(&mut reader, &mut buffer))
+                .await
+            {
+                Ok(Some(4)) => Version::V311,
+                Ok(Some(5)) => Version::V5,
+                Ok(Some(_)) => {
+                    let _ = send(
+                        &mut writer,
+                        Version::V311,
+                        &Outbound::ConnAck(Err(ConnectRefusal::UnsupportedVersion)),
+                    )
+                    .await;
+                    return;
+                }
+                Ok(None) | Err(_) => return,
+            };
+        let (client_id, keep_alive) = match codec::read(version, &mut buffer) {
+            Ok(Inbound::Connect {
+                client_id,
+                keep_alive,
+            }) => (client_id, keep_alive),
+            _ => {
+                let _ = send(
+                    &mut writer,
+                    version,
+                    &Outbound::Disconnect(DisconnectReasonCode::MalformedPacket),
+                )
+                .await;
+                return;
+            }
+        };
+        let assigned = if client_id.is_empty() {
+            Some(device.to_string())
+        } else if client_id == device.as_str() {
+            None
+        } else {
+            self.denied(
+                &format!("device {device}"),
+                ResourceKind::Device,
+                device.as_str(),
+                "MQTT client id is not the device id",
+            );
+            let _ = send(
+                &mut writer,
+                version,
+                &Outbound::ConnAck(Err(ConnectRefusal::ClientIdNotValid)),
+            )
+            .await;
+            return;
+        };
+        if send(&mut writer, version, &Outbound::ConnAck(Ok(assigned)))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        tracing::info!(%address, device = %device, ?version, "MQTT session opened");
+        let idle = if keep_alive == 0 {
+            DEFAULT_IDLE
+        } else {
+            Duration::from_millis(u64::from(keep_alive) * 1500)
+        };
+
+        let end = self
+            .packets(
+                &device,
+                version,
+                idle,
+                &mut reader,
+                &mut writer,
+                &mut buffer,
+            )
+            .await;
+        if let End::Refuse(reason) = end {
+            let _ = send(&mut writer, version, &Outbound::Disconnect(reason)).await;
+        }
+        let _ = writer.shutdown().await;
+        tracing::info!(%address, device = %device, "MQTT session closed");
+    }
+
+    async fn packets<R, W>(
+        &self,
+        device: &DeviceId,
+        version: Version,
+        idle: Duration,
+        reader: &mut R,
+        writer: &mut W,
+        buffer: &mut BytesMut,
+    ) -> End
+    where
+        R: AsyncRead + Unpin,
+        W: tokio::io::AsyncWrite + Unpin,
+    {
+        let topics = Topics::of(device);
+        loop {
+            let packet = loop {
+                match codec::read(version, buffer) {
+                    Ok(packet) => break packet,
+                    Err(ReadError::Incomplete) => {}
+                    Err(ReadError::TooLarge) => {
+                        return End::Refuse(DisconnectReasonCode::PacketTooLarge);
+                    }
+                    Err(ReadError::Malformed) => {
+                        self.denied(
+                            &format!("device {device}"),
+                            ResourceKind::Device,
+                            device.as_str(),
+                            "malformed MQTT packet",
+                        );
+                        return End::Refuse(DisconnectReasonCode::MalformedPacket);
+                    }
+                }
+                match tokio::time::timeout(idle, reader.read_buf(buffer)).await {
+                    Ok(Ok(0)) | Ok(Err(_)) => return End::Quiet,
+                    Ok(Ok(_)) => {}
+                    Err(_) => return End::Refuse(DisconnectReasonCode::KeepAliveTimeout),
+                }
+            };
+            let answer = match packet {
+                Inbound::Publish {
+                    topic,
+                    qos,
+                    pkid,
+                    payload,
+                } => {
+                    if qos > 1 {
+                        return End::Refuse(DisconnectReasonCode::QoSNotSupported);
+                    }
+                    let refusal = if topic == topics.observations {
+                        self.observations(device, &payload).await.err()
+                    } else if topic == topics.events || topic == topics.command_acks {
+                        None
+                    } else {
+                        self.denied(
+                            &format!("device {device}"),
+                            ResourceKind::Topic,
+                            &clip(&topic),
+                            "publish outside the device's topics",
+                        );
+                        Some(Refusal::NotAuthorized)
+                    };
+                    match (qos, refusal) {
+                        (1, refusal) => Outbound::PubAck(pkid, refusal),
+                        (_, Some(Refusal::NotAuthorized)) => {
+                            return End::Refuse(DisconnectReasonCode::NotAuthorized);
+                        }
+                        _ => continue,
+                    }
+                }
+                Inbound::Subscribe { pkid, filters } => {
+                    let granted = filters
+                        .iter()
+                        .map(|filter| {
+                            let ok = *filter == topics.commands || *filter == topics.firmware;
+                            if !ok {
+                                self.denied(
+                                    &format!("device {device}"),
+                                    ResourceKind::Topic,
+                                    &clip(filter),
+                                    "subscription outside the device's topics",
+                                );
+                            }
+                            ok
+                        })
+                        .collect();
+                    Outbound::SubAck(pkid, granted)
+                }
+                Inbound::Unsubscribe { pkid, count } => Outbound::UnsubAck(pkid, count),
+                Inbound::PingReq => Outbound::PingResp,
+                Inbound::Disconnect => return End::Quiet,
+                Inbound::Connect { .. } | Inbound::Unexpected => {
+                    return End::Refuse(DisconnectReasonCode::ProtocolError);
+                }
+            };
+            if send(writer, version, &answer).await.is_err() {
+                return End::Quiet;
+            }
+        }
+    }
+
+    /// Ingests an observation pack; the refusal to send back, if any.
+    async fn observations(&self, device: &DeviceId, payload: &[u8]) -> Result<(), Refusal> {
+        match self.ingest.accept_json(device, payload).await {
+            Ok(_) => Ok(()),
+            Err(error) => {
+                tracing::warn!(device = %device, %error, "MQTT observations refused");
+                Err(match error {
+                    IngestError::Overloaded => Refusal::QuotaExceeded,
+                    IngestError::Store(_) => Refusal::Internal,
+                    IngestError::DeviceNotAllowed(_) => Refusal::NotAuthorized,
+                    _ => Refusal::PayloadInvalid,
+                })
+            }
+        }
+    }
+
+    fn denied(&self, who: &str, kind: ResourceKind, id: &str, reason: &str) {
+        tracing::warn!(address = %self.address, who, resource = id, reason, "MQTT refusal");
+        self.auditor.record_later(entry(
+            Actor::Unauthenticated(who.to_owned()),
+            Action::Connect,
+            kind,
+            id,
+            Outcome::Denied,
+            Some(reason),
+        ));
+    }
+}
+
+/// A device's own topics.
+struct Topics {
+    observations: String,
+    events: String,
+    command_acks: String,
+    commands: String,
+    firmware: String,
+}
+
+impl Topics {
+    fn of(device: &DeviceId) -> Topics {
+        let base = format!("vigil/v1/d/{device}");
+        Topics {
+            observations: format!("{base}/obs"),
+            events: format!("{base}/evt"),
+            command_acks: format!("{base}/cmd/ack"),
+            commands: format!("{base}/cmd"),
+            firmware: format!("{base}/fw"),
+        }
+    }
+}
+
+/// A topic as it may appear in an audit entry: at most 100 characters, no control characters.
+fn clip(topic: &str) -> String {
+    topic
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(100)
+        .collect()
+}
+
+/// Reads until a whole first packet is buffered; returns its CONNECT protocol level.
+async fn connect_version<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    buffer: &mut BytesMut,
+) -> Option<u8> {
+    loop {
+        if let Some(level) = codec::connect_level(buffer) {
+            // Make sure the whole packet is there before it is decoded.
+            let complete = match level {
+                5 => !matches!(
+                    rumqttc::v5::mqttbytes::v5::Packet::read(
+                        &mut buffer.clone(),
+                        Some(codec::MAX_PACKET as u32)
+                    ),
+                    Err(rumqttc::v5::mqttbytes::Error::InsufficientBytes(_))
+                ),
+                _ => !matches!(
+                    rumqttc::mqttbytes::v4::Packet::read(&mut buffer.clone(), codec::MAX_PACKET),
+                    Err(rumqttc::mqttbytes::Error::InsufficientBytes(_))
+                ),
+            };
+            if complete {
+                return Some(level);
+            }
+        } else if buffer.len() >= 2 && buffer.first().map(|b| b >> 4) != Some(1) {
+            return None; // the first packet is not a CONNECT
+        }
+        if buffer.len() > codec::MAX_PACKET {
+            return None;
+        }
+        match reader.read_buf(buffer).await {
+            Ok(0) | Err(_) => return None,
+            Ok(_) => {}
+        }
+    }
+}
+
+async fn send<W: tokio::io::AsyncWrite + Unpin>(
+    writer: &mut W,
+    version: Version,
+    answer: &Outbound,
+) -> std::io::Result<()> {
+    let mut out = BytesMut::with_capacity(64);
+    match codec::write(version, answer, &mut out) {
+        Some(()) => {
+            writer.write_all(&out).await?;
+            writer.flush().await
+        }
+        // Version 3.1.1 cannot say it: close.
+        None => Err(std::io::Error::other("refusal closes a 3.1.1 connection")),
+    }
+}

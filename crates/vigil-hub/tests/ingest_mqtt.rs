@@ -1,0 +1,345 @@
+//! MQTT ingest with a real client (rumqttc), versions 3.1.1 and 5.0, over TLS with client
+//! certificates: PUBACK after the observations are stored; every topic but the device's own
+//! refused; a bad client id refused; one broken connection does not disturb another.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use std::time::Duration;
+
+use rumqttc::{MqttOptions, QoS, TlsConfiguration, Transport};
+use tokio::io::AsyncWriteExt;
+use vigil_hub::{Hub, Registry, RunningHub};
+use vigil_model::phi::Phi;
+use vigil_model::{Actor, DeviceClass, DeviceId, PatientId, Quantity, Timestamp};
+use vigil_store::Demographics;
+
+struct TestHub {
+    _dir: tempfile::TempDir,
+    registry: Registry,
+    running: RunningHub,
+}
+
+async fn start() -> TestHub {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let config = vigil_config::load_from_str(
+        vigil_config::DEFAULT_CONFIG,
+        vigil_config::Source::Default,
+        [
+            (
+                "VIGIL_HUB_HTTPS_LISTEN".to_owned(),
+                "127.0.0.1:0".to_owned(),
+            ),
+            ("VIGIL_HUB_MQTT_LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
+        ],
+    )
+    .unwrap()
+    .config;
+    Hub::initialise(dir.path(), &config).unwrap();
+    let hub = Hub::open(dir.path(), config).unwrap();
+    let registry = hub.registry().clone();
+    let running = hub.start().await.unwrap();
+    TestHub {
+        _dir: dir,
+        registry,
+        running,
+    }
+}
+
+impl TestHub {
+    /// Registers, enrols (through the registry, as the HTTPS API does) and assigns a device;
+    /// returns (certificate chain PEM, key PEM).
+    fn device(&self, id: &str, patient: &str) -> (String, String) {
+        let registry = &self.registry;
+        let device = DeviceId::new(id).unwrap();
+        let token = registry
+            .register(Actor::System, device.clone(), DeviceClass::PulseOximeter)
+            .unwrap()
+            .token;
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let csr = rcgen::CertificateParams::default()
+            .serialize_request(&key)
+            .unwrap();
+        let (_, chain) = registry.enroll(&token, csr.der()).unwrap();
+        let store = registry.store();
+        let patient_id = PatientId::new(patient).unwrap();
+        let _ = store.add_patient(
+            &patient_id,
+            &Demographics {
+                name: Phi::new("A".into()),
+                mrn: Phi::new("B".into()),
+                birth_date: Phi::new(time::macros::date!(1970 - 01 - 01)),
+            },
+            Timestamp::EPOCH,
+        );
+        store
+            .assign_device(&device, &patient_id, Timestamp::EPOCH)
+            .unwrap();
+        (chain, key.serialize_pem())
+    }
+
+    fn tls(&self, identity: &(String, String)) -> Transport {
+        Transport::tls_with_config(TlsConfiguration::Simple {
+            ca: self.registry.ca().cert_pem().as_bytes().to_vec(),
+            alpn: None,
+            client_auth: Some((
+                identity.0.as_bytes().to_vec(),
+                identity.1.as_bytes().to_vec(),
+            )),
+        })
+    }
+
+    fn stored(&self, patient: &str) -> usize {
+        self.registry
+            .store()
+            .observations(
+                &PatientId::new(patient).unwrap(),
+                Quantity::Spo2,
+                Timestamp::EPOCH,
+                Timestamp::from_unix_millis(4_000_000_000_000).unwrap(),
+            )
+            .unwrap()
+            .len()
+    }
+}
+
+fn pack(device: &str, seq: u64, value: u32) -> Vec<u8> {
+    let now = Timestamp::now().unix_millis() / 1000;
+    format!(r#"[{{"bn": "urn:vigil:device:{device}:", "bt": {now}, "seq_": {seq}, "n": "150456", "u": "%", "v": {value}}}]"#)
+        .into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn version_3_1_1_publishes_are_acknowledged_after_commit_and_foreign_topics_close_the_connection()
+ {
+    let hub = start().await;
+    let identity = hub.device("oxi-1", "p-1");
+    let mut options = MqttOptions::new("oxi-1", "localhost", hub.running.mqtt.port());
+    options.set_transport(hub.tls(&identity));
+    options.set_keep_alive(Duration::from_secs(30));
+    let (client, mut events) = rumqttc::AsyncClient::new(options, 10);
+    client
+        .publish(
+            "vigil/v1/d/oxi-1/obs",
+            QoS::AtLeastOnce,
+            false,
+            pack("oxi-1", 1, 97),
+        )
+        .await
+        .unwrap();
+    client
+        .subscribe("vigil/v1/d/oxi-1/cmd", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    client
+        .subscribe("vigil/v1/d/oxi-2/cmd", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    let mut acked = false;
+    let mut suback_codes = Vec::new();
+    while !(acked && suback_codes.len() == 2) {
+        match tokio::time::timeout(Duration::from_secs(10), events.poll())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_)) => {
+                // The PUBACK comes after the commit: the observation is already readable.
+                assert_eq!(hub.stored("p-1"), 1);
+                acked = true;
+            }
+            rumqttc::Event::Incoming(rumqttc::Packet::SubAck(ack)) => {
+                suback_codes.extend(ack.return_codes)
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(
+        suback_codes,
+        [
+            rumqttc::SubscribeReasonCode::Success(QoS::AtLeastOnce),
+            rumqttc::SubscribeReasonCode::Failure
+        ]
+    );
+    // Another device's topic: 3.1.1 has no refusal code, so the hub closes the connection.
+    client
+        .publish(
+            "vigil/v1/d/oxi-2/obs",
+            QoS::AtLeastOnce,
+            false,
+            pack("oxi-2", 1, 97),
+        )
+        .await
+        .unwrap();
+    let closed = loop {
+        match tokio::time::timeout(Duration::from_secs(10), events.poll())
+            .await
+            .unwrap()
+        {
+            Err(_) => break true,
+            Ok(rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_))) => break false,
+            Ok(_) => {}
+        }
+    };
+    assert!(
+        closed,
+        "a publication to another device's topic must not be acknowledged"
+    );
+    hub.running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn version_5_refusals_carry_reason_codes() {
+    use rumqttc::v5::mqttbytes::QoS as Q5;
+    use rumqttc::v5::mqttbytes::v5::{Packet, PubAckReason};
+    let hub = start().await;
+    let identity = hub.device("oxi-5", "p-5");
+    // Empty client id: the hub assigns the device id.
+    let mut options = rumqttc::v5::MqttOptions::new("", "localhost", hub.running.mqtt.port());
+    options.set_transport(hub.tls(&identity));
+    let (client, mut events) = rumqttc::v5::AsyncClient::new(options, 10);
+    client
+        .publish(
+            "vigil/v1/d/oxi-5/obs",
+            Q5::AtLeastOnce,
+            false,
+            pack("oxi-5", 1, 96),
+        )
+        .await
+        .unwrap();
+    client
+        .publish(
+            "vigil/v1/d/oxi-9/obs",
+            Q5::AtLeastOnce,
+            false,
+            pack("oxi-9", 1, 96),
+        )
+        .await
+        .unwrap();
+    client
+        .publish(
+            "vigil/v1/d/oxi-5/obs",
+            Q5::AtLeastOnce,
+            false,
+            b"not senml".to_vec(),
+        )
+        .await
+        .unwrap();
+    let mut reasons = Vec::new();
+    let mut assigned = None;
+    while reasons.len() < 3 {
+        match tokio::time::timeout(Duration::from_secs(10), events.poll())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            rumqttc::v5::Event::Incoming(Packet::ConnAck(ack)) => {
+                assigned = ack.properties.and_then(|p| p.assigned_client_identifier);
+            }
+            rumqttc::v5::Event::Incoming(Packet::PubAck(ack)) => reasons.push(ack.reason),
+            _ => {}
+        }
+    }
+    assert_eq!(assigned.as_deref(), Some("oxi-5"));
+    assert_eq!(
+        reasons,
+        [
+            PubAckReason::Success,
+            PubAckReason::NotAuthorized,
+            PubAckReason::PayloadFormatInvalid
+        ]
+    );
+    assert_eq!(hub.stored("p-5"), 1);
+    hub.running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_id_that_is_not_the_device_is_refused() {
+    let hub = start().await;
+    let identity = hub.device("oxi-3", "p-3");
+    let mut options = MqttOptions::new("someone-else", "localhost", hub.running.mqtt.port());
+    options.set_transport(hub.tls(&identity));
+    let (_client, mut events) = rumqttc::AsyncClient::new(options, 10);
+    let error = tokio::time::timeout(Duration::from_secs(10), events.poll())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        format!("{error:?}").contains("BadClientId"),
+        "expected CONNACK bad client id, got {error:?}"
+    );
+    hub.running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_packet_closes_only_its_own_connection() {
+    let hub = start().await;
+    let broken = hub.device("oxi-6", "p-6");
+    let healthy = hub.device("oxi-7", "p-7");
+
+    // The broken device: a proper TLS connection and CONNECT, then garbage.
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(hub.registry.ca().cert_der().clone()).unwrap();
+    use rustls::pki_types::pem::PemObject;
+    let chain: Vec<_> = rustls::pki_types::CertificateDer::pem_slice_iter(broken.0.as_bytes())
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(broken.1.as_bytes()).unwrap();
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .unwrap();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(hub.running.mqtt)
+        .await
+        .unwrap();
+    let mut tls = connector
+        .connect(
+            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    let mut connect = bytes::BytesMut::new();
+    rumqttc::mqttbytes::v4::Packet::Connect(rumqttc::mqttbytes::v4::Connect::new("oxi-6"))
+        .write(&mut connect, 1024)
+        .unwrap();
+    tls.write_all(&connect).await.unwrap();
+    tls.write_all(&[0x30, 0xff, 0xff, 0xff, 0xff, 0x7f, 1, 2, 3])
+        .await
+        .unwrap();
+    tls.flush().await.unwrap();
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::io::AsyncReadExt::read_to_end(&mut tls, &mut rest),
+    )
+    .await;
+    assert!(read.is_ok(), "the hub closes the broken connection");
+
+    // Meanwhile the healthy device is served as usual.
+    let mut options = MqttOptions::new("oxi-7", "localhost", hub.running.mqtt.port());
+    options.set_transport(hub.tls(&healthy));
+    let (client, mut events) = rumqttc::AsyncClient::new(options, 10);
+    client
+        .publish(
+            "vigil/v1/d/oxi-7/obs",
+            QoS::AtLeastOnce,
+            false,
+            pack("oxi-7", 1, 98),
+        )
+        .await
+        .unwrap();
+    loop {
+        if let rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_)) =
+            tokio::time::timeout(Duration::from_secs(10), events.poll())
+                .await
+                .unwrap()
+                .unwrap()
+        {
+            break;
+        }
+    }
+    assert_eq!(hub.stored("p-7"), 1);
+    hub.running.stop().await;
+}
