@@ -1,0 +1,212 @@
+//! MQTT interop with third-party clients against the real `vigil serve`: `mosquitto_pub`
+//! (Debian's mosquitto-clients) and paho-mqtt (Python), both protocol versions, over TLS with
+//! the device certificate enrolled by the guide's script. Every acknowledged pack is stored (the
+//! audit verification counts the rows); another device's topic is refused.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is a failed test
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use common::{init, run, stderr, stdout, vigil};
+
+struct Served {
+    child: Child,
+    https: String,
+    mqtt_port: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(dir: &Path) -> Served {
+    let mut child = vigil()
+        .args(["serve", "--data-dir", dir.to_str().unwrap()])
+        .env("VIGIL_HUB_HTTPS_LISTEN", "127.0.0.1:0")
+        .env("VIGIL_HUB_MQTT_LISTEN", "127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    // "vigil hub listening: https=127.0.0.1:P mqtt=127.0.0.1:Q"
+    let port = |key: &str| {
+        line.split_whitespace()
+            .find_map(|part| part.strip_prefix(key))
+            .and_then(|address| address.rsplit(':').next())
+            .unwrap_or_else(|| panic!("no {key} in {line:?}"))
+            .to_owned()
+    };
+    Served {
+        https: format!("https://localhost:{}", port("https=")),
+        mqtt_port: port("mqtt="),
+        child,
+    }
+}
+
+fn pack(device: &str, seq: u64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    format!(
+        r#"[{{"bn": "urn:vigil:device:{device}:", "bt": {now}, "seq_": {seq}, "n": "157784", "u": "mL/h", "v": 125}}]"#
+    )
+}
+
+#[test]
+fn mosquitto_and_paho_publish_with_both_versions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("hub");
+    init(&data);
+    let d = data.to_str().unwrap();
+    let out = run(&[
+        "device",
+        "add",
+        "--data-dir",
+        d,
+        "--id",
+        "infusion-7",
+        "--class",
+        "infusion_pump",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let token = stdout(&out)
+        .lines()
+        .find(|l| l.starts_with("vigil1."))
+        .unwrap()
+        .to_owned();
+    for args in [
+        vec![
+            "patient",
+            "add",
+            "--data-dir",
+            d,
+            "--id",
+            "p-1",
+            "--name",
+            "N",
+            "--mrn",
+            "M",
+            "--birth-date",
+            "1980-01-01",
+        ],
+        vec![
+            "device",
+            "assign",
+            "--data-dir",
+            d,
+            "--id",
+            "infusion-7",
+            "--patient",
+            "p-1",
+        ],
+    ] {
+        let out = run(&args);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let served = serve(&data);
+    let device = tmp.path().join("device");
+    std::fs::create_dir(&device).unwrap();
+    let ca = data.join("pki/ca.crt.pem");
+    let guide = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/examples/enrol-device.sh");
+    let enrolled = Command::new("bash")
+        .arg(&guide)
+        .arg(&device)
+        .env("HUB", &served.https)
+        .env("CA", &ca)
+        .env("TOKEN", &token)
+        .output()
+        .unwrap();
+    assert!(
+        enrolled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&enrolled.stderr)
+    );
+    let (cert, key) = (device.join("device.pem"), device.join("device.key"));
+
+    let mosquitto = |version: &str, topic: &str, seq: u64| {
+        Command::new("mosquitto_pub")
+            .args([
+                "-h",
+                "localhost",
+                "-p",
+                &served.mqtt_port,
+                "-i",
+                "infusion-7",
+                "-q",
+                "1",
+                "-V",
+                version,
+            ])
+            .args([
+                "--cafile",
+                ca.to_str().unwrap(),
+                "--cert",
+                cert.to_str().unwrap(),
+                "--key",
+                key.to_str().unwrap(),
+            ])
+            .args(["-t", topic, "-m", &pack("infusion-7", seq)])
+            .output()
+            .expect("mosquitto_pub runs (mosquitto-clients; .ci/run installs it)")
+    };
+    let paho = |version: &str, topic: &str, seq: u64| {
+        Command::new("python3")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/paho_publish.py"))
+            .args([
+                "localhost",
+                &served.mqtt_port,
+                ca.to_str().unwrap(),
+                cert.to_str().unwrap(),
+                key.to_str().unwrap(),
+            ])
+            .args(["infusion-7", version, topic, &pack("infusion-7", seq)])
+            .output()
+            .expect("python3 runs (paho-mqtt; .ci/run installs it)")
+    };
+    let own = "vigil/v1/d/infusion-7/obs";
+    for (name, result) in [
+        ("mosquitto 3.1.1", mosquitto("mqttv311", own, 1)),
+        ("mosquitto 5", mosquitto("mqttv5", own, 2)),
+        ("paho 3.1.1", paho("3", own, 3)),
+        ("paho 5", paho("5", own, 4)),
+    ] {
+        assert!(
+            result.status.success(),
+            "{name}: {}{}",
+            String::from_utf8_lossy(&result.stdout),
+            String::from_utf8_lossy(&result.stderr)
+        );
+    }
+    let refused = paho("5", "vigil/v1/d/someone-else/obs", 5);
+    assert_eq!(
+        refused.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&refused.stdout)
+    );
+    assert!(
+        String::from_utf8_lossy(&refused.stdout).contains("Not authorized"),
+        "{}",
+        String::from_utf8_lossy(&refused.stdout)
+    );
+
+    let out = run(&["audit", "verify", "--data-dir", d]);
+    assert!(out.status.success(), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("4 observation rows"),
+        "{}",
+        stdout(&out)
+    );
+}
