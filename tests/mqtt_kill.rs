@@ -1,0 +1,214 @@
+//! A device publishes at QoS 1 while the hub is killed with SIGKILL: every observation the hub
+//! acknowledged (PUBACK) is stored exactly once.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is a failed test
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{init, run, stderr, stdout, vigil};
+use rumqttc::{Event, MqttOptions, Outgoing, Packet, QoS, TlsConfiguration, Transport};
+use vigil_model::{PatientId, Quantity, Timestamp};
+use vigil_store::{ClinicalStore, SqliteStore};
+
+fn pack(seq: u64) -> Vec<u8> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    format!(r#"[{{"bn": "urn:vigil:device:infusion-7:", "bt": {now}, "seq_": {seq}, "n": "157784", "u": "mL/h", "v": 100}}]"#)
+        .into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acknowledged_publication_survives_a_sigkill_of_the_hub() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("hub");
+    init(&data);
+    let d = data.to_str().unwrap();
+    let out = run(&[
+        "device",
+        "add",
+        "--data-dir",
+        d,
+        "--id",
+        "infusion-7",
+        "--class",
+        "infusion_pump",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let token = stdout(&out)
+        .lines()
+        .find(|l| l.starts_with("vigil1."))
+        .unwrap()
+        .to_owned();
+    for args in [
+        vec![
+            "patient",
+            "add",
+            "--data-dir",
+            d,
+            "--id",
+            "p-1",
+            "--name",
+            "N",
+            "--mrn",
+            "M",
+            "--birth-date",
+            "1980-01-01",
+        ],
+        vec![
+            "device",
+            "assign",
+            "--data-dir",
+            d,
+            "--id",
+            "infusion-7",
+            "--patient",
+            "p-1",
+        ],
+    ] {
+        assert!(run(&args).status.success());
+    }
+
+    let mut hub = vigil()
+        .args(["serve", "--data-dir", d])
+        .env("VIGIL_HUB_HTTPS_LISTEN", "127.0.0.1:0")
+        .env("VIGIL_HUB_MQTT_LISTEN", "127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(hub.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = |key: &str| -> String {
+        line.split_whitespace()
+            .find_map(|p| p.strip_prefix(key))
+            .and_then(|a| a.rsplit(':').next())
+            .unwrap()
+            .to_owned()
+    };
+    let (https, mqtt) = (port("https="), port("mqtt="));
+
+    let device = tmp.path().join("device");
+    std::fs::create_dir(&device).unwrap();
+    let ca = data.join("pki/ca.crt.pem");
+    let enrolled = Command::new("bash")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/examples/enrol-device.sh"))
+        .arg(&device)
+        .env("HUB", format!("https://localhost:{https}"))
+        .env("CA", &ca)
+        .env("TOKEN", &token)
+        .output()
+        .unwrap();
+    assert!(
+        enrolled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&enrolled.stderr)
+    );
+
+    let mut options = MqttOptions::new("infusion-7", "localhost", mqtt.parse().unwrap());
+    options.set_transport(Transport::tls_with_config(TlsConfiguration::Simple {
+        ca: std::fs::read(&ca).unwrap(),
+        alpn: None,
+        client_auth: Some((
+            std::fs::read(device.join("device.pem")).unwrap(),
+            std::fs::read(device.join("device.key")).unwrap(),
+        )),
+    }));
+    options.set_inflight(20);
+    let (client, mut events) = rumqttc::AsyncClient::new(options, 100);
+    let publisher = tokio::spawn(async move {
+        for seq in 1..=100_000u64 {
+            if client
+                .publish(
+                    "vigil/v1/d/infusion-7/obs",
+                    QoS::AtLeastOnce,
+                    false,
+                    pack(seq),
+                )
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+
+    // Publications leave in order; map each packet id to its sequence number as it goes out.
+    let mut next_seq = 1u64;
+    let mut outstanding: HashMap<u16, u64> = HashMap::new();
+    let mut acked: HashSet<u64> = HashSet::new();
+    let start = Instant::now();
+    let mut killed = false;
+    loop {
+        if !killed && (acked.len() >= 300 || start.elapsed() > Duration::from_secs(20)) {
+            // SIGKILL in the middle of the stream: publications are in flight right now.
+            hub.kill().unwrap();
+            hub.wait().unwrap();
+            killed = true;
+        }
+        match tokio::time::timeout(Duration::from_secs(5), events.poll()).await {
+            Ok(Ok(Event::Outgoing(Outgoing::Publish(pkid)))) => {
+                outstanding.insert(pkid, next_seq);
+                next_seq += 1;
+            }
+            Ok(Ok(Event::Incoming(Packet::PubAck(ack)))) => {
+                let seq = outstanding
+                    .remove(&ack.pkid)
+                    .expect("a PUBACK for a publication in flight");
+                acked.insert(seq);
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) | Err(_) => {
+                if killed {
+                    break;
+                }
+            }
+        }
+    }
+    publisher.abort();
+    assert!(
+        acked.len() >= 300,
+        "only {} acknowledged before the kill",
+        acked.len()
+    );
+
+    let keyring = vigil_store::seal::Keyring::load(&data, None).unwrap();
+    let store = SqliteStore::open(&data, Arc::new(keyring)).unwrap();
+    let stored = store
+        .observations(
+            &PatientId::new("p-1").unwrap(),
+            Quantity::InfusionRate,
+            Timestamp::EPOCH,
+            Timestamp::from_unix_millis(4_000_000_000_000).unwrap(),
+        )
+        .unwrap();
+    let mut seen = HashSet::new();
+    for observation in &stored {
+        assert!(
+            seen.insert(observation.sequence),
+            "sequence {} stored twice",
+            observation.sequence
+        );
+    }
+    let lost: Vec<_> = acked.difference(&seen).collect();
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged observations lost (e.g. {:?})",
+        lost.len(),
+        lost.first()
+    );
+    drop(store);
+    let out = run(&["audit", "verify", "--data-dir", d]);
+    assert!(out.status.success(), "{}", stdout(&out));
+}
