@@ -17,6 +17,16 @@ use rumqttc::{Event, MqttOptions, Outgoing, Packet, QoS, TlsConfiguration, Trans
 use vigil_model::{PatientId, Quantity, Timestamp};
 use vigil_store::{ClinicalStore, SqliteStore};
 
+/// The hub process; killed and reaped when dropped, whatever the test's path.
+struct HubProcess(std::process::Child);
+
+impl Drop for HubProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn pack(seq: u64) -> Vec<u8> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -153,8 +163,8 @@ async fn every_acknowledged_publication_survives_a_sigkill_of_the_hub() {
     loop {
         if !killed && (acked.len() >= 300 || start.elapsed() > Duration::from_secs(20)) {
             // SIGKILL in the middle of the stream: publications are in flight right now.
-            hub.kill().unwrap();
-            hub.wait().unwrap();
+            hub.0.kill().unwrap();
+            hub.0.wait().unwrap();
             killed = true;
         }
         match tokio::time::timeout(Duration::from_secs(5), events.poll()).await {
