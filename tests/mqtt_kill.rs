@@ -88,16 +88,18 @@ async fn every_acknowledged_publication_survives_a_sigkill_of_the_hub() {
         assert!(run(&args).status.success());
     }
 
-    let mut hub = vigil()
-        .args(["serve", "--data-dir", d])
-        .env("VIGIL_HUB_HTTPS_LISTEN", "127.0.0.1:0")
-        .env("VIGIL_HUB_MQTT_LISTEN", "127.0.0.1:0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut hub = HubProcess(
+        vigil()
+            .args(["serve", "--data-dir", d])
+            .env("VIGIL_HUB_HTTPS_LISTEN", "127.0.0.1:0")
+            .env("VIGIL_HUB_MQTT_LISTEN", "127.0.0.1:0")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let mut line = String::new();
-    BufReader::new(hub.stdout.take().unwrap())
+    BufReader::new(hub.0.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
     let port = |key: &str| -> String {
