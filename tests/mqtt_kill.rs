@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{init, run, stderr, stdout, vigil};
-use rumqttc::{Event, MqttOptions, Outgoing, Packet, QoS, TlsConfiguration, Transport};
+use rumqttc::{Event, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
 use vigil_model::{PatientId, Quantity, Timestamp};
 use vigil_store::{ClinicalStore, SqliteStore};
 
@@ -91,6 +91,9 @@ async fn every_acknowledged_publication_survives_a_sigkill_of_the_hub() {
     let mut hub = HubProcess(
         vigil()
             .args(["serve", "--data-dir", d])
+            // The test is about durability, not rate limits.
+            .env("VIGIL_INGEST_MESSAGES_PER_SECOND", "10000")
+            .env("VIGIL_INGEST_BURST", "10000")
             .env("VIGIL_HUB_HTTPS_LISTEN", "127.0.0.1:0")
             .env("VIGIL_HUB_MQTT_LISTEN", "127.0.0.1:0")
             .stdout(Stdio::piped())
@@ -137,58 +140,53 @@ async fn every_acknowledged_publication_survives_a_sigkill_of_the_hub() {
             std::fs::read(device.join("device.key")).unwrap(),
         )),
     }));
-    options.set_inflight(20);
-    let (client, mut events) = rumqttc::AsyncClient::new(options, 100);
-    let publisher = tokio::spawn(async move {
-        for seq in 1..=100_000u64 {
-            if client
-                .publish(
-                    "vigil/v1/d/infusion-7/obs",
-                    QoS::AtLeastOnce,
-                    false,
-                    pack(seq),
-                )
-                .await
-                .is_err()
-            {
-                break;
-            }
-        }
-    });
+    let (client, mut events) = rumqttc::AsyncClient::new(options, 10);
 
-    // Publications leave in order; map each packet id to its sequence number as it goes out.
-    let mut next_seq = 1u64;
-    let mut outstanding: HashMap<u16, u64> = HashMap::new();
-    let mut acked: HashSet<u64> = HashSet::new();
-    let start = Instant::now();
-    let mut killed = false;
-    loop {
-        if !killed && (acked.len() >= 300 || start.elapsed() > Duration::from_secs(20)) {
-            // SIGKILL in the middle of the stream: publications are in flight right now.
+    // One publication in flight at a time, so every PUBACK names its sequence number; a
+    // killer thread strikes while publications keep going.
+    let acked_count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let killer = {
+        let acked_count = Arc::clone(&acked_count);
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            while acked_count.load(std::sync::atomic::Ordering::Relaxed) < 300
+                && start.elapsed() < Duration::from_secs(30)
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            // SIGKILL: no destructor, no flush, no goodbye.
             hub.0.kill().unwrap();
             hub.0.wait().unwrap();
-            killed = true;
+            hub
+        })
+    };
+    let mut acked: HashSet<u64> = HashSet::new();
+    'publishing: for seq in 1..=100_000u64 {
+        if client
+            .publish(
+                "vigil/v1/d/infusion-7/obs",
+                QoS::AtLeastOnce,
+                false,
+                pack(seq),
+            )
+            .await
+            .is_err()
+        {
+            break;
         }
-        match tokio::time::timeout(Duration::from_secs(5), events.poll()).await {
-            Ok(Ok(Event::Outgoing(Outgoing::Publish(pkid)))) => {
-                outstanding.insert(pkid, next_seq);
-                next_seq += 1;
-            }
-            Ok(Ok(Event::Incoming(Packet::PubAck(ack)))) => {
-                let seq = outstanding
-                    .remove(&ack.pkid)
-                    .expect("a PUBACK for a publication in flight");
-                acked.insert(seq);
-            }
-            Ok(Ok(_)) => {}
-            Ok(Err(_)) | Err(_) => {
-                if killed {
+        loop {
+            match tokio::time::timeout(Duration::from_secs(5), events.poll()).await {
+                Ok(Ok(Event::Incoming(Packet::PubAck(_)))) => {
+                    acked.insert(seq);
+                    acked_count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     break;
                 }
+                Ok(Ok(_)) => {}
+                Ok(Err(_)) | Err(_) => break 'publishing,
             }
         }
     }
-    publisher.abort();
+    let _hub = killer.join().unwrap();
     assert!(
         acked.len() >= 300,
         "only {} acknowledged before the kill",
@@ -214,6 +212,13 @@ async fn every_acknowledged_publication_survives_a_sigkill_of_the_hub() {
         );
     }
     let lost: Vec<_> = acked.difference(&seen).collect();
+    eprintln!(
+        "acked {} (max {:?}), stored {} (max {:?})",
+        acked.len(),
+        acked.iter().max(),
+        seen.len(),
+        seen.iter().max()
+    );
     assert!(
         lost.is_empty(),
         "{} acknowledged observations lost (e.g. {:?})",

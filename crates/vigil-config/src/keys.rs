@@ -59,6 +59,16 @@ pub const KEYS: &[KeySpec] = &[
         default: "300",
     },
     KeySpec {
+        path: "ingest.messages_per_second",
+        env: "VIGIL_INGEST_MESSAGES_PER_SECOND",
+        default: "20",
+    },
+    KeySpec {
+        path: "ingest.burst",
+        env: "VIGIL_INGEST_BURST",
+        default: "40",
+    },
+    KeySpec {
         path: "pki.device_certificate_days",
         env: "VIGIL_PKI_DEVICE_CERTIFICATE_DAYS",
         default: "30",
@@ -93,6 +103,8 @@ pub(crate) fn build(raw: &BTreeMap<&'static str, Raw>) -> Result<Config, ConfigE
     let https_listen = socket_addr(raw, "hub.https_listen")?;
     let mqtt_listen = socket_addr(raw, "hub.mqtt_listen")?;
     let max_clock_skew_seconds = integer(raw, "ingest.max_clock_skew_seconds", 1..=86_400)?;
+    let messages_per_second = integer(raw, "ingest.messages_per_second", 1..=10_000)?;
+    let burst = integer(raw, "ingest.burst", 1..=100_000)?;
     let device_certificate_days = integer(raw, "pki.device_certificate_days", 1..=397)?;
     let enrolment_token_hours = integer(raw, "pki.enrolment_token_hours", 1..=24 * 30)?;
     Ok(Config {
@@ -105,6 +117,8 @@ pub(crate) fn build(raw: &BTreeMap<&'static str, Raw>) -> Result<Config, ConfigE
         },
         ingest: IngestConfig {
             max_clock_skew_seconds: u32::try_from(max_clock_skew_seconds).unwrap_or(300),
+            messages_per_second: u32::try_from(messages_per_second).unwrap_or(20),
+            burst: u32::try_from(burst).unwrap_or(40),
         },
         pki: PkiConfig {
             device_certificate_days: u32::try_from(device_certificate_days).unwrap_or(30),

@@ -49,6 +49,10 @@ pub struct Config {
 pub struct IngestConfig {
     /// Largest difference between a reading's time and the hub's clock, in seconds.
     pub max_clock_skew_seconds: u32,
+    /// Messages per second a device may send, sustained.
+    pub messages_per_second: u32,
+    /// Messages a device may send at once.
+    pub burst: u32,
 }
 
 /// The `[hub]` section.

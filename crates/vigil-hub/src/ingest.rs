@@ -23,6 +23,8 @@ use vigil_model::{
 use vigil_store::{DeviceStatus, Receipt, Store, StoreError};
 use vigil_wire::senml::{self, SenmlError};
 
+use crate::throttle::{Admission, Throttle};
+
 /// What the sender is told after its pack is on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Accepted {
@@ -97,6 +99,7 @@ pub struct Ingest {
     max_skew_ms: i64,
     max_skew_seconds: u32,
     last_sequence: Arc<Mutex<HashMap<DeviceId, u64>>>,
+    throttle: Arc<Throttle>,
 }
 
 impl std::fmt::Debug for Ingest {
@@ -122,7 +125,39 @@ impl Ingest {
             max_skew_ms: i64::from(max_skew_seconds) * 1000,
             max_skew_seconds,
             last_sequence: Arc::new(Mutex::new(HashMap::new())),
+            throttle: Arc::new(Throttle::new(20, 40)),
         }
+    }
+
+    /// Limits each device to `rate` messages per second, `burst` at once (default 20 and 40).
+    pub fn with_throttle(mut self, rate: u32, burst: u32) -> Ingest {
+        self.throttle = Arc::new(Throttle::new(rate, burst));
+        self
+    }
+
+    /// Admits one message of `device` now; raises a flood alert at the start of an episode.
+    pub async fn admit(&self, device: &DeviceId) -> Admission {
+        let admission = self.throttle.admit(device, std::time::Instant::now());
+        if let Admission::Flooding { first: true } = admission {
+            tracing::warn!(device = %device, "device is flooding; disconnecting it");
+            let alert = Alert {
+                time: Timestamp::now(),
+                severity: Severity::High,
+                kind: AlertKind::Flood,
+                device: Some(device.clone()),
+                patient: None,
+                evidence: vec![Evidence::Fact {
+                    name: "throttled_for_seconds".into(),
+                    value: crate::throttle::FLOOD_AFTER.as_secs().to_string(),
+                }],
+                attack_technique: Some("T0814".into()),
+            };
+            let store = Arc::clone(&self.store);
+            if let Err(error) = blocking(move || store.add_alert(&alert).map(|_| ())).await {
+                tracing::error!(%error, "flood alert could not be stored");
+            }
+        }
+        admission
     }
 
     /// Accepts a SenML JSON pack from an authenticated device; returns once it is durable.

@@ -15,6 +15,7 @@ pub mod https;
 pub mod ingest;
 pub mod mqtt;
 pub mod registry;
+pub mod throttle;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -204,6 +205,10 @@ impl Hub {
         let ingest = ingest::Ingest::new(
             Arc::clone(registry.store()),
             self.config.ingest.max_clock_skew_seconds,
+        )
+        .with_throttle(
+            self.config.ingest.messages_per_second,
+            self.config.ingest.burst,
         );
         let app = https::routes::router(https::routes::Api {
             registry: registry.clone(),

@@ -20,18 +20,28 @@ struct TestHub {
 }
 
 async fn start() -> TestHub {
+    start_with(&[]).await
+}
+
+async fn start_with(settings: &[(&str, &str)]) -> TestHub {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
+    let mut env = vec![
+        (
+            "VIGIL_HUB_HTTPS_LISTEN".to_owned(),
+            "127.0.0.1:0".to_owned(),
+        ),
+        ("VIGIL_HUB_MQTT_LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
+    ];
+    env.extend(
+        settings
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
     let config = vigil_config::load_from_str(
         vigil_config::DEFAULT_CONFIG,
         vigil_config::Source::Default,
-        [
-            (
-                "VIGIL_HUB_HTTPS_LISTEN".to_owned(),
-                "127.0.0.1:0".to_owned(),
-            ),
-            ("VIGIL_HUB_MQTT_LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
-        ],
+        env,
     )
     .unwrap()
     .config;
@@ -341,5 +351,92 @@ async fn a_malformed_packet_closes_only_its_own_connection() {
         }
     }
     assert_eq!(hub.stored("p-7"), 1);
+    hub.running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooding_device_is_slowed_then_disconnected_while_others_are_served() {
+    use rumqttc::v5::mqttbytes::QoS as Q5;
+    use rumqttc::v5::mqttbytes::v5::{DisconnectReasonCode, Packet};
+    let hub = start_with(&[
+        ("VIGIL_INGEST_MESSAGES_PER_SECOND", "5"),
+        ("VIGIL_INGEST_BURST", "5"),
+    ])
+    .await;
+    let flooder = hub.device("oxi-f", "p-f");
+    let calm = hub.device("oxi-c", "p-c");
+
+    let mut options = rumqttc::v5::MqttOptions::new("oxi-f", "localhost", hub.running.mqtt.port());
+    options.set_transport(hub.tls(&flooder));
+    let (client, mut events) = rumqttc::v5::AsyncClient::new(options, 1000);
+    let flood = tokio::spawn(async move {
+        for seq in 1..5_000u64 {
+            if client
+                .publish(
+                    "vigil/v1/d/oxi-f/obs",
+                    Q5::AtMostOnce,
+                    false,
+                    pack("oxi-f", seq, 95),
+                )
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+
+    // The calm device publishes meanwhile and is acknowledged.
+    let mut options = MqttOptions::new("oxi-c", "localhost", hub.running.mqtt.port());
+    options.set_transport(hub.tls(&calm));
+    let (calm_client, mut calm_events) = rumqttc::AsyncClient::new(options, 10);
+    calm_client
+        .publish(
+            "vigil/v1/d/oxi-c/obs",
+            QoS::AtLeastOnce,
+            false,
+            pack("oxi-c", 1, 97),
+        )
+        .await
+        .unwrap();
+    let calm_task = tokio::spawn(async move {
+        loop {
+            if let rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_)) =
+                calm_events.poll().await.unwrap()
+            {
+                return;
+            }
+        }
+    });
+
+    // The hub disconnects the flooder (0x96; the packet may be lost to a reset when the
+    // flooder's unread data is discarded, so a closed connection counts too).
+    let ended = loop {
+        match tokio::time::timeout(Duration::from_secs(20), events.poll()).await {
+            Ok(Ok(rumqttc::v5::Event::Incoming(Packet::Disconnect(disconnect)))) => {
+                assert_eq!(
+                    disconnect.reason_code,
+                    DisconnectReasonCode::MessageRateTooHigh
+                );
+                break true;
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) => break true,
+            Err(_) => break false,
+        }
+    };
+    flood.abort();
+    assert!(ended, "the flooding device must be disconnected");
+    tokio::time::timeout(Duration::from_secs(10), calm_task)
+        .await
+        .unwrap()
+        .unwrap();
+    let alerts = hub.registry.store().alerts(None, 10).unwrap();
+    assert!(
+        alerts
+            .iter()
+            .any(|a| a.alert.kind == vigil_model::AlertKind::Flood),
+        "a flood alert"
+    );
     hub.running.stop().await;
 }

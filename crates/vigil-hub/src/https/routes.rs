@@ -18,6 +18,7 @@ use crate::https::Peer;
 use crate::https::problem::Problem;
 use crate::ingest::{Ingest, IngestError};
 use crate::registry::{Registry, RegistryError};
+use crate::throttle::{Admission, FLOOD_AFTER};
 
 /// `application/pem-certificate-chain` (RFC 8555 §9.1): the device certificate, then the CA.
 const PEM_CHAIN: &str = "application/pem-certificate-chain";
@@ -133,6 +134,20 @@ async fn observations(
             body_problem(&rejection)
         }
     })?;
+    match ingest.admit(&device).await {
+        Admission::Now => {}
+        Admission::After(wait) => {
+            let seconds = u32::try_from(wait.as_secs().saturating_add(1)).unwrap_or(u32::MAX);
+            return Err(too_many(
+                seconds,
+                "the device is over its message rate; slow down",
+            ));
+        }
+        Admission::Flooding { .. } => {
+            let seconds = u32::try_from(FLOOD_AFTER.as_secs()).unwrap_or(3);
+            return Err(too_many(seconds, "the device is flooding the hub"));
+        }
+    }
     let accepted = ingest
         .accept_json(&device, &body)
         .await
@@ -144,6 +159,16 @@ async fn observations(
         "implausible": accepted.implausible,
     });
     Ok((StatusCode::CREATED, axum::Json(receipt)).into_response())
+}
+
+fn too_many(seconds: u32, detail: &str) -> Problem {
+    Problem::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate-limited",
+        "Too many requests",
+        detail,
+    )
+    .with_retry_after(seconds)
 }
 
 fn ingest_problem(error: IngestError) -> Problem {

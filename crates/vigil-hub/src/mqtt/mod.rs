@@ -11,8 +11,12 @@
 //! closes) and audited. A QoS 1 observation is acknowledged (PUBACK) only after the store has
 //! committed it; QoS 0 is accepted and may be lost. QoS 2 is not supported (0x9B).
 //!
-//! Not yet: persistent sessions and queued commands (commands do not exist yet), per-device
-//! rate limits, in-flight pipelining beyond one message at a time per connection.
+//! Each device's publications are rate limited ([`crate::throttle`]): over the limit the hub
+//! stops reading (TCP pushes back); still over it after a few seconds, the device is
+//! disconnected (0x96 Message rate too high) and a flood alert raised.
+//!
+//! Not yet: persistent sessions and queued commands (commands do not exist yet), in-flight
+//! pipelining beyond one message at a time per connection.
 
 pub mod codec;
 
@@ -33,6 +37,7 @@ use vigil_model::{Action, Actor, DeviceId, Outcome, ResourceKind};
 use crate::audit::{Auditor, entry};
 use crate::https::{HANDSHAKE_TIMEOUT, MAX_CONNECTIONS};
 use crate::ingest::{Ingest, IngestError};
+use crate::throttle::Admission;
 use codec::{ConnectRefusal, Inbound, Outbound, ReadError, Refusal, Version};
 
 /// The CONNECT packet must arrive within this time after the handshake.
@@ -261,6 +266,20 @@ impl Session {
                 } => {
                     if qos > 1 {
                         return End::Refuse(DisconnectReasonCode::QoSNotSupported);
+                    }
+                    match self.ingest.admit(device).await {
+                        Admission::Now => {}
+                        // Not reading on is how MQTT pushes back: TCP fills, the device waits.
+                        Admission::After(wait) => tokio::time::sleep(wait).await,
+                        Admission::Flooding { .. } => {
+                            self.denied(
+                                &format!("device {device}"),
+                                ResourceKind::Device,
+                                device.as_str(),
+                                "message rate too high (flood)",
+                            );
+                            return End::Refuse(DisconnectReasonCode::MessageRateTooHigh);
+                        }
                     }
                     let refusal = if topic == topics.observations {
                         self.observations(device, &payload).await.err()
