@@ -63,6 +63,9 @@ pub(crate) enum Command {
     /// Verify and checkpoint the tamper-evident audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Measure Vigil.
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// Print Vigil's clinical vocabulary: quantities with their MDC and LOINC codes, units and
     /// limits, or device classes with what they report, accept and the safety profiles.
     Codes(CodesArgs),
@@ -205,4 +208,24 @@ pub(crate) enum AuditCommand {
     },
     /// Sign a checkpoint of the audit log now.
     Checkpoint(DataDirArg),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum BenchCommand {
+    /// Ingest throughput and latency: an embedded hub in a fresh data directory, N simulated
+    /// devices over MQTT 3.1.1 with mutual TLS at QoS 1, each with one message in flight.
+    Ingest(BenchIngestArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BenchIngestArgs {
+    /// Simulated devices (each its own certificate, patient and connection).
+    #[arg(long, default_value_t = 100)]
+    pub(crate) devices: usize,
+    /// How long to measure, in seconds.
+    #[arg(long, default_value_t = 10)]
+    pub(crate) seconds: u64,
+    /// Readings per message (a monitor sends several vitals at once).
+    #[arg(long, default_value_t = 10)]
+    pub(crate) readings: usize,
 }

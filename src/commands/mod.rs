@@ -8,6 +8,7 @@ use crate::cli::{Cli, Command, ConfigCommand};
 use crate::logging;
 
 mod audit;
+mod bench;
 mod codes;
 mod config;
 mod device;
@@ -26,6 +27,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Patient(command) => patient::run(&cli.log, command),
         Command::Keys(command) => keys::run(&cli.log, command),
         Command::Audit(command) => audit::run(&cli.log, command),
+        Command::Bench(command) => bench::run(&cli.log, command),
         Command::Codes(args) => {
             logging::init(&cli.log, LogLevel::Warn, LogFormat::Human)?;
             codes::run(&args)

@@ -100,7 +100,21 @@ pub struct Ingest {
     max_skew_seconds: u32,
     last_sequence: Arc<Mutex<HashMap<DeviceId, u64>>>,
     throttle: Arc<Throttle>,
+    contexts: Arc<Mutex<HashMap<DeviceId, Context>>>,
 }
+
+/// What ingest needs to know about a device, cached for [`CONTEXT_TTL`]: a revocation or a new
+/// patient assignment takes effect on open connections within that time.
+#[derive(Clone)]
+struct Context {
+    class: DeviceClass,
+    allowed: bool,
+    patient: Option<vigil_model::PatientId>,
+    fetched: std::time::Instant,
+}
+
+/// How long a device's class, status and patient are trusted before they are read again.
+pub const CONTEXT_TTL: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl std::fmt::Debug for Ingest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -126,7 +140,45 @@ impl Ingest {
             max_skew_seconds,
             last_sequence: Arc::new(Mutex::new(HashMap::new())),
             throttle: Arc::new(Throttle::new(20, 40)),
+            contexts: Arc::new(Mutex::new(HashMap::new())),
         }
+    }
+
+    /// The device's class, whether it may send, and its patient now: from the cache, or read
+    /// in one blocking call.
+    async fn context(&self, device: &DeviceId, now: Timestamp) -> Result<Context, IngestError> {
+        let cached = self
+            .contexts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(device)
+            .filter(|c| c.fetched.elapsed() < CONTEXT_TTL)
+            .cloned();
+        if let Some(context) = cached {
+            return Ok(context);
+        }
+        let store = Arc::clone(&self.store);
+        let id = device.clone();
+        let (record, patient) = blocking(move || {
+            let record = store.device(&id)?;
+            let patient = store.patient_of(&id, now)?;
+            Ok((record, patient))
+        })
+        .await?;
+        let Some(record) = record else {
+            return Err(IngestError::DeviceNotAllowed(device.clone()));
+        };
+        let context = Context {
+            class: record.class,
+            allowed: record.status != DeviceStatus::Revoked,
+            patient,
+            fetched: std::time::Instant::now(),
+        };
+        self.contexts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(device.clone(), context.clone());
+        Ok(context)
     }
 
     /// Limits each device to `rate` messages per second, `burst` at once (default 20 and 40).
@@ -167,13 +219,11 @@ impl Ingest {
         payload: &[u8],
     ) -> Result<Accepted, IngestError> {
         let now = Timestamp::now();
-        let store = Arc::clone(&self.store);
-        let id = device.clone();
-        let record = blocking(move || store.device(&id)).await?;
-        let class = match record {
-            Some(record) if record.status != DeviceStatus::Revoked => record.class,
-            _ => return Err(IngestError::DeviceNotAllowed(device.clone())),
-        };
+        let context = self.context(device, now).await?;
+        if !context.allowed {
+            return Err(IngestError::DeviceNotAllowed(device.clone()));
+        }
+        let class = context.class;
         let pack = senml::decode_json(payload, device, now)?;
 
         let mut observations = Vec::with_capacity(pack.readings.len());
@@ -208,10 +258,8 @@ impl Ingest {
             observations.push(observation);
         }
 
-        let store = Arc::clone(&self.store);
-        let id = device.clone();
-        let patient = blocking(move || store.patient_of(&id, now))
-            .await?
+        let patient = context
+            .patient
             .ok_or_else(|| IngestError::NoPatient(device.clone()))?;
         for observation in &mut observations {
             observation.patient = Some(patient.clone());
