@@ -228,4 +228,17 @@ pub(crate) struct BenchIngestArgs {
     /// Readings per message (a monitor sends several vitals at once).
     #[arg(long, default_value_t = 10)]
     pub(crate) readings: usize,
+    /// Measure another MQTT server at HOST:PORT instead of an embedded hub (every connection
+    /// uses the same certificate, with client ids bench-00000, bench-00001, …).
+    #[arg(long, value_name = "HOST:PORT", requires_all = ["ca", "cert", "key"])]
+    pub(crate) server: Option<String>,
+    /// CA certificate (PEM) that signed the server's certificate (with --server).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) ca: Option<PathBuf>,
+    /// Client certificate chain (PEM) (with --server).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) cert: Option<PathBuf>,
+    /// Client private key (PEM) (with --server).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) key: Option<PathBuf>,
 }

@@ -47,6 +47,51 @@ struct BenchDevice {
 }
 
 async fn ingest(args: BenchIngestArgs) -> anyhow::Result<()> {
+    match &args.server {
+        Some(server) => external(&args, server).await,
+        None => embedded(&args).await,
+    }
+}
+
+/// Another MQTT server: the same identity on every connection.
+async fn external(args: &BenchIngestArgs, server: &str) -> anyhow::Result<()> {
+    let read = |path: &Option<std::path::PathBuf>, what: &str| -> anyhow::Result<Vec<u8>> {
+        let path = path
+            .as_ref()
+            .with_context(|| format!("--{what} is required with --server"))?;
+        std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+    };
+    let (ca, cert, key) = (
+        read(&args.ca, "ca")?,
+        read(&args.cert, "cert")?,
+        read(&args.key, "key")?,
+    );
+    let (host, _) = server.rsplit_once(':').context("--server is HOST:PORT")?;
+    let address = tokio::net::lookup_host(server)
+        .await?
+        .next()
+        .with_context(|| format!("{server} does not resolve"))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in CertificateDer::pem_slice_iter(&ca) {
+        roots.add(certificate?)?;
+    }
+    let chain: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(&cert).collect::<Result<_, _>>()?;
+    let key = PrivateKeyDer::from_pem_slice(&key)?;
+    let devices = (0..args.devices)
+        .map(|n| {
+            Ok(BenchDevice {
+                id: DeviceId::new(format!("bench-{n:05}"))?,
+                chain: chain.clone(),
+                key: key.clone_key(),
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    measure(args, address, host.to_owned(), roots, devices).await
+}
+
+/// An embedded hub in a fresh data directory, with provisioned devices.
+async fn embedded(args: &BenchIngestArgs) -> anyhow::Result<()> {
     let dir = tempfile::tempdir().context("cannot create a data directory")?;
     let config = vigil_config::load_from_str(
         vigil_config::DEFAULT_CONFIG,
@@ -75,10 +120,21 @@ async fn ingest(args: BenchIngestArgs) -> anyhow::Result<()> {
     let devices = provision(&hub, args.devices)?;
     let ca = hub.registry().ca().cert_der().clone();
     let running = hub.start().await?;
-    let address = running.mqtt;
-
     let mut roots = rustls::RootCertStore::empty();
     roots.add(ca)?;
+    let result = measure(args, running.mqtt, "localhost".to_owned(), roots, devices).await;
+    running.stop().await;
+    result
+}
+
+/// Runs the devices against `address` for the configured time and prints the figures.
+async fn measure(
+    args: &BenchIngestArgs,
+    address: std::net::SocketAddr,
+    host: String,
+    roots: rustls::RootCertStore,
+    devices: Vec<BenchDevice>,
+) -> anyhow::Result<()> {
     let roots = Arc::new(roots);
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
@@ -88,8 +144,9 @@ async fn ingest(args: BenchIngestArgs) -> anyhow::Result<()> {
         let roots = Arc::clone(&roots);
         let stop = Arc::clone(&stop);
         let readings = args.readings;
+        let host = host.clone();
         tasks.push(tokio::spawn(async move {
-            run_device(address, roots, device, readings, stop).await
+            run_device(address, host, roots, device, readings, stop).await
         }));
     }
     tokio::time::sleep(Duration::from_secs(args.seconds)).await;
@@ -108,7 +165,6 @@ async fn ingest(args: BenchIngestArgs) -> anyhow::Result<()> {
     }
     let elapsed = started.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu_before;
-    running.stop().await;
 
     latencies.sort_unstable();
     let messages = latencies.len();
@@ -136,7 +192,7 @@ async fn ingest(args: BenchIngestArgs) -> anyhow::Result<()> {
         args.devices, args.readings, elapsed
     );
     println!("messages acknowledged  {messages}  ({per_second:.0}/s)");
-    println!("observations stored    {:.0}/s", observations);
+    println!("observations acked     {:.0}/s", observations);
     println!(
         "publish → PUBACK       p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
         percentile(0.5),
@@ -192,6 +248,7 @@ fn provision(hub: &Hub, count: usize) -> anyhow::Result<Vec<BenchDevice>> {
 /// publish-to-PUBACK latency of each.
 async fn run_device(
     address: std::net::SocketAddr,
+    host: String,
     roots: Arc<rustls::RootCertStore>,
     device: BenchDevice,
     readings: usize,
@@ -206,9 +263,7 @@ async fn run_device(
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let tcp = tokio::net::TcpStream::connect(address).await?;
     tcp.set_nodelay(true)?;
-    let mut tls = connector
-        .connect(ServerName::try_from("localhost")?, tcp)
-        .await?;
+    let mut tls = connector.connect(ServerName::try_from(host)?, tcp).await?;
     let mut out = BytesMut::new();
     let mut input = BytesMut::with_capacity(4096);
     let mut connect = v4::Connect::new(device.id.as_str());
