@@ -7,50 +7,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{init, run, stderr, stdout, vigil};
-
-/// `vigil serve` on a free loopback port; killed when dropped.
-struct Served {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(dir: &Path) -> Served {
-    let mut child = vigil()
-        .args(["serve", "--data-dir", dir.to_str().unwrap()])
-        .env("VIGIL_HUB_HTTPS_LISTEN", "127.0.0.1:0")
-        .env("VIGIL_HUB_MQTT_LISTEN", "127.0.0.1:0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let address = line
-        .trim()
-        .strip_prefix("vigil hub listening: https=")
-        .and_then(|rest| rest.split(' ').next())
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-    let port = address.rsplit(':').next().unwrap();
-    Served {
-        child,
-        url: format!("https://localhost:{port}"),
-    }
-}
+use common::{init, run, serve, stderr, stdout};
 
 fn add_device(dir: &Path, id: &str, class: &str) -> String {
     let out = run(&[
@@ -95,14 +56,14 @@ fn enrol_renew_issue_offline_and_revoke_with_the_real_program_and_tools() {
     init(&data);
     let ca = data.join("pki/ca.crt.pem");
     let token = add_device(&data, "infusion-7", "infusion_pump");
-    let served = serve(&data);
+    let served = serve(&data, &[]);
 
     // The guide's commands, as written.
     let device_dir = tmp.path().join("device");
     std::fs::create_dir(&device_dir).unwrap();
     let guide = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/examples/enrol-device.sh");
     let env = [
-        ("HUB", served.url.as_str()),
+        ("HUB", served.https.as_str()),
         ("CA", ca.to_str().unwrap()),
         ("TOKEN", token.as_str()),
     ];
@@ -192,7 +153,7 @@ fn enrol_renew_issue_offline_and_revoke_with_the_real_program_and_tools() {
                 "-o",
                 "/dev/null",
             ])
-            .arg(format!("{}/api/v1/renew", served.url))
+            .arg(format!("{}/api/v1/renew", served.https))
             .current_dir(&device_dir)
             .output()
             .unwrap()

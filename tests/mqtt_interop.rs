@@ -7,52 +7,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
-use common::{init, run, stderr, stdout, vigil};
-
-struct Served {
-    child: Child,
-    https: String,
-    mqtt_port: String,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(dir: &Path) -> Served {
-    let mut child = vigil()
-        .args(["serve", "--data-dir", dir.to_str().unwrap()])
-        .env("VIGIL_HUB_HTTPS_LISTEN", "127.0.0.1:0")
-        .env("VIGIL_HUB_MQTT_LISTEN", "127.0.0.1:0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    // "vigil hub listening: https=127.0.0.1:P mqtt=127.0.0.1:Q"
-    let port = |key: &str| {
-        line.split_whitespace()
-            .find_map(|part| part.strip_prefix(key))
-            .and_then(|address| address.rsplit(':').next())
-            .unwrap_or_else(|| panic!("no {key} in {line:?}"))
-            .to_owned()
-    };
-    Served {
-        https: format!("https://localhost:{}", port("https=")),
-        mqtt_port: port("mqtt="),
-        child,
-    }
-}
+use common::{enrol_with_guide, init, run, serve, stderr, stdout};
 
 fn pack(device: &str, seq: u64) -> String {
     let now = std::time::SystemTime::now()
@@ -115,24 +73,13 @@ fn mosquitto_and_paho_publish_with_both_versions() {
         let out = run(&args);
         assert!(out.status.success(), "{}", stderr(&out));
     }
-    let served = serve(&data);
+    let served = serve(&data, &[]);
+    let mqtt_port = served.mqtt_port.to_string();
     let device = tmp.path().join("device");
     std::fs::create_dir(&device).unwrap();
     let ca = data.join("pki/ca.crt.pem");
-    let guide = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/examples/enrol-device.sh");
-    let enrolled = Command::new("bash")
-        .arg(&guide)
-        .arg(&device)
-        .env("HUB", &served.https)
-        .env("CA", &ca)
-        .env("TOKEN", &token)
-        .output()
-        .unwrap();
-    assert!(
-        enrolled.status.success(),
-        "{}",
-        String::from_utf8_lossy(&enrolled.stderr)
-    );
+    let (enrolled, log) = enrol_with_guide(&device, &served.https, &ca, &token);
+    assert!(enrolled, "{log}");
     let (cert, key) = (device.join("device.pem"), device.join("device.key"));
 
     let mosquitto = |version: &str, topic: &str, seq: u64| {
@@ -141,7 +88,7 @@ fn mosquitto_and_paho_publish_with_both_versions() {
                 "-h",
                 "localhost",
                 "-p",
-                &served.mqtt_port,
+                &mqtt_port,
                 "-i",
                 "infusion-7",
                 "-q",
@@ -166,7 +113,7 @@ fn mosquitto_and_paho_publish_with_both_versions() {
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/paho_publish.py"))
             .args([
                 "localhost",
-                &served.mqtt_port,
+                &mqtt_port,
                 ca.to_str().unwrap(),
                 cert.to_str().unwrap(),
                 key.to_str().unwrap(),

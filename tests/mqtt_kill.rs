@@ -6,26 +6,13 @@
 mod common;
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{init, run, stderr, stdout, vigil};
+use common::{enrol_with_guide, init, run, serve, stderr, stdout};
 use rumqttc::{Event, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
 use vigil_model::{PatientId, Quantity, Timestamp};
 use vigil_store::{ClinicalStore, SqliteStore};
-
-/// The hub process; killed and reaped when dropped, whatever the test's path.
-struct HubProcess(std::process::Child);
-
-impl Drop for HubProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn pack(seq: u64) -> Vec<u8> {
     let now = std::time::SystemTime::now()
@@ -88,50 +75,24 @@ async fn every_acknowledged_publication_survives_a_sigkill_of_the_hub() {
         assert!(run(&args).status.success());
     }
 
-    let mut hub = HubProcess(
-        vigil()
-            .args(["serve", "--data-dir", d])
-            // The test is about durability, not rate limits.
-            .env("VIGIL_INGEST_MESSAGES_PER_SECOND", "10000")
-            .env("VIGIL_INGEST_BURST", "10000")
-            .env("VIGIL_HUB_HTTPS_LISTEN", "127.0.0.1:0")
-            .env("VIGIL_HUB_MQTT_LISTEN", "127.0.0.1:0")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+    // The test is about durability, not rate limits.
+    let mut hub = serve(
+        &data,
+        &[
+            ("VIGIL_INGEST_MESSAGES_PER_SECOND", "10000"),
+            ("VIGIL_INGEST_BURST", "10000"),
+        ],
     );
-    let mut line = String::new();
-    BufReader::new(hub.0.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port = |key: &str| -> String {
-        line.split_whitespace()
-            .find_map(|p| p.strip_prefix(key))
-            .and_then(|a| a.rsplit(':').next())
-            .unwrap()
-            .to_owned()
-    };
-    let (https, mqtt) = (port("https="), port("mqtt="));
+    let https = hub.https.clone();
+    let mqtt = hub.mqtt_port;
 
     let device = tmp.path().join("device");
     std::fs::create_dir(&device).unwrap();
     let ca = data.join("pki/ca.crt.pem");
-    let enrolled = Command::new("bash")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/examples/enrol-device.sh"))
-        .arg(&device)
-        .env("HUB", format!("https://localhost:{https}"))
-        .env("CA", &ca)
-        .env("TOKEN", &token)
-        .output()
-        .unwrap();
-    assert!(
-        enrolled.status.success(),
-        "{}",
-        String::from_utf8_lossy(&enrolled.stderr)
-    );
+    let (enrolled, log) = enrol_with_guide(&device, &https, &ca, &token);
+    assert!(enrolled, "{log}");
 
-    let mut options = MqttOptions::new("infusion-7", "localhost", mqtt.parse().unwrap());
+    let mut options = MqttOptions::new("infusion-7", "localhost", mqtt);
     options.set_transport(Transport::tls_with_config(TlsConfiguration::Simple {
         ca: std::fs::read(&ca).unwrap(),
         alpn: None,
@@ -155,8 +116,8 @@ async fn every_acknowledged_publication_survives_a_sigkill_of_the_hub() {
                 std::thread::sleep(Duration::from_millis(5));
             }
             // SIGKILL: no destructor, no flush, no goodbye.
-            hub.0.kill().unwrap();
-            hub.0.wait().unwrap();
+            hub.child.kill().unwrap();
+            hub.child.wait().unwrap();
             hub
         })
     };

@@ -17,20 +17,18 @@ use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use rustls::ServerConfig;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 use vigil_model::{Action, Actor, DeviceId, Outcome, ResourceKind};
 use vigil_pki::IdentityError;
 
 use crate::audit::{Auditor, entry};
+use crate::listener::accept_loop;
 
 /// A TLS handshake must finish within this time.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Request headers must arrive within this time.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-/// Connections served at once; more are closed on arrival.
-pub const MAX_CONNECTIONS: usize = 4096;
 
 /// Who is on the other end of a connection.
 #[derive(Debug, Clone)]
@@ -52,33 +50,10 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let acceptor = TlsAcceptor::from(tls);
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    tokio::pin!(shutdown);
-    loop {
-        let (tcp, address) = tokio::select! {
-            () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    // Out of file descriptors and the like: wait a moment instead of spinning.
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-            tracing::warn!(%address, "connection limit reached; connection closed");
-            continue;
-        };
-        let acceptor = acceptor.clone();
-        let app = app.clone();
-        let auditor = auditor.clone();
-        tokio::spawn(async move {
-            serve_connection(acceptor, tcp, address, app, auditor).await;
-            drop(slot);
-        });
-    }
+    accept_loop(listener, shutdown, |tcp, address| {
+        serve_connection(acceptor.clone(), tcp, address, app.clone(), auditor.clone())
+    })
+    .await;
 }
 
 async fn serve_connection(

@@ -13,6 +13,7 @@ pub mod audit;
 pub mod checkpoints;
 pub mod https;
 pub mod ingest;
+pub mod listener;
 pub mod mqtt;
 pub mod registry;
 pub mod throttle;

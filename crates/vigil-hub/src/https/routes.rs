@@ -12,6 +12,7 @@ use rustls::pki_types::pem::PemObject;
 use vigil_pki::csr::MAX_CSR_BYTES;
 use vigil_store::TokenRefusal;
 
+use vigil_model::DeviceId;
 use vigil_wire::senml::MAX_PACK_BYTES;
 
 use crate::https::Peer;
@@ -74,25 +75,10 @@ async fn observations(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
-    let device = match peer {
-        Peer::Device(device) => device,
-        Peer::Anonymous => {
-            return Err(Problem::new(
-                StatusCode::UNAUTHORIZED,
-                "certificate-required",
-                "Client certificate required",
-                "observations are accepted over mutual TLS with the device's certificate",
-            ));
-        }
-        Peer::Unidentified(error) => {
-            return Err(Problem::new(
-                StatusCode::FORBIDDEN,
-                "certificate-not-a-device",
-                "Client certificate does not identify a device",
-                error.to_string(),
-            ));
-        }
-    };
+    let device = require_device(
+        peer,
+        "observations are accepted over mutual TLS with the device's certificate",
+    )?;
     if device.as_str() != id {
         return Err(Problem::new(
             StatusCode::FORBIDDEN,
@@ -300,6 +286,26 @@ fn registry_problem(error: RegistryError) -> Problem {
     }
 }
 
+/// The device on the other end, or the problem to answer: 401 without a certificate (`why`
+/// says what the resource needs), 403 with one that names no device.
+fn require_device(peer: Peer, why: &'static str) -> Result<DeviceId, Problem> {
+    match peer {
+        Peer::Device(device) => Ok(device),
+        Peer::Anonymous => Err(Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "certificate-required",
+            "Client certificate required",
+            why,
+        )),
+        Peer::Unidentified(error) => Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "certificate-not-a-device",
+            "Client certificate does not identify a device",
+            error.to_string(),
+        )),
+    }
+}
+
 fn chain_response(chain: String) -> Response {
     let mut response = (StatusCode::CREATED, chain).into_response();
     response
@@ -351,25 +357,10 @@ async fn renew(
     Extension(peer): Extension<Peer>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
-    let device = match peer {
-        Peer::Device(device) => device,
-        Peer::Anonymous => {
-            return Err(Problem::new(
-                StatusCode::UNAUTHORIZED,
-                "certificate-required",
-                "Client certificate required",
-                "renewal needs mutual TLS with the device's current certificate",
-            ));
-        }
-        Peer::Unidentified(error) => {
-            return Err(Problem::new(
-                StatusCode::FORBIDDEN,
-                "certificate-not-a-device",
-                "Client certificate does not identify a device",
-                error.to_string(),
-            ));
-        }
-    };
+    let device = require_device(
+        peer,
+        "renewal needs mutual TLS with the device's current certificate",
+    )?;
     let body = body.map_err(|r| body_problem(&r))?;
     let chain = blocking(move || registry.renew(&device, &body)).await?;
     Ok(chain_response(chain))

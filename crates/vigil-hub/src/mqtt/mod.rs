@@ -30,13 +30,13 @@ use rumqttc::v5::mqttbytes::v5::DisconnectReasonCode;
 use rustls::ServerConfig;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use vigil_model::{Action, Actor, DeviceId, Outcome, ResourceKind};
 
 use crate::audit::{Auditor, entry};
-use crate::https::{HANDSHAKE_TIMEOUT, MAX_CONNECTIONS};
+use crate::https::HANDSHAKE_TIMEOUT;
 use crate::ingest::{Ingest, IngestError};
+use crate::listener::accept_loop;
 use crate::throttle::Admission;
 use codec::{ConnectRefusal, Inbound, Outbound, ReadError, Refusal, Version};
 
@@ -54,35 +54,15 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let acceptor = TlsAcceptor::from(tls);
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    tokio::pin!(shutdown);
-    loop {
-        let (tcp, address) = tokio::select! {
-            () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-            tracing::warn!(%address, "connection limit reached; connection closed");
-            continue;
-        };
+    accept_loop(listener, shutdown, |tcp, address| {
         let session = Session {
             ingest: ingest.clone(),
             auditor: auditor.clone(),
             address,
         };
-        let acceptor = acceptor.clone();
-        tokio::spawn(async move {
-            session.run(acceptor, tcp).await;
-            drop(slot);
-        });
-    }
+        session.run(acceptor.clone(), tcp)
+    })
+    .await;
 }
 
 struct Session {
