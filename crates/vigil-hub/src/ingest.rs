@@ -187,6 +187,14 @@ impl Ingest {
         self
     }
 
+    /// Stores an alert (logged if that fails: an alert must never stop ingest).
+    pub async fn raise(&self, alert: Alert) {
+        let store = Arc::clone(&self.store);
+        if let Err(error) = blocking(move || store.add_alert(&alert).map(|_| ())).await {
+            tracing::error!(%error, "alert could not be stored");
+        }
+    }
+
     /// Admits one message of `device` now; raises a flood alert at the start of an episode.
     pub async fn admit(&self, device: &DeviceId) -> Admission {
         let admission = self.throttle.admit(device, std::time::Instant::now());
@@ -204,10 +212,7 @@ impl Ingest {
                 }],
                 attack_technique: Some("T0814".into()),
             };
-            let store = Arc::clone(&self.store);
-            if let Err(error) = blocking(move || store.add_alert(&alert).map(|_| ())).await {
-                tracing::error!(%error, "flood alert could not be stored");
-            }
+            self.raise(alert).await;
         }
         admission
     }

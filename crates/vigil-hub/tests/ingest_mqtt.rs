@@ -440,3 +440,72 @@ async fn a_flooding_device_is_slowed_then_disconnected_while_others_are_served()
     );
     hub.running.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_connection_with_the_same_certificate_takes_over_and_is_alerted() {
+    use rumqttc::v5::mqttbytes::QoS as Q5;
+    use rumqttc::v5::mqttbytes::v5::{DisconnectReasonCode, Packet};
+    let hub = start().await;
+    let identity = hub.device("oxi-twin", "p-twin");
+    let connect = || {
+        let mut options =
+            rumqttc::v5::MqttOptions::new("oxi-twin", "localhost", hub.running.mqtt.port());
+        options.set_transport(hub.tls(&identity));
+        rumqttc::v5::AsyncClient::new(options, 10)
+    };
+    let (_first, mut first_events) = connect();
+    loop {
+        if let rumqttc::v5::Event::Incoming(Packet::ConnAck(_)) =
+            tokio::time::timeout(Duration::from_secs(10), first_events.poll())
+                .await
+                .unwrap()
+                .unwrap()
+        {
+            break;
+        }
+    }
+    let (second, mut second_events) = connect();
+    second
+        .publish(
+            "vigil/v1/d/oxi-twin/obs",
+            Q5::AtLeastOnce,
+            false,
+            pack("oxi-twin", 1, 95),
+        )
+        .await
+        .unwrap();
+    let first_ended = tokio::spawn(async move {
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), first_events.poll()).await {
+                Ok(Ok(rumqttc::v5::Event::Incoming(Packet::Disconnect(d)))) => {
+                    return d.reason_code == DisconnectReasonCode::SessionTakenOver;
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(_)) => return true,
+                Err(_) => return false,
+            }
+        }
+    });
+    loop {
+        if let rumqttc::v5::Event::Incoming(Packet::PubAck(_)) =
+            tokio::time::timeout(Duration::from_secs(10), second_events.poll())
+                .await
+                .unwrap()
+                .unwrap()
+        {
+            break;
+        }
+    }
+    assert!(
+        first_ended.await.unwrap(),
+        "the older connection is closed (taken over)"
+    );
+    let alerts = hub.registry.store().alerts(None, 10).unwrap();
+    assert!(
+        alerts
+            .iter()
+            .any(|a| a.alert.kind == vigil_model::AlertKind::IdentityConflict),
+        "an identity-conflict alert"
+    );
+    hub.running.stop().await;
+}

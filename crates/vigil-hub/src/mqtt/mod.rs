@@ -19,6 +19,7 @@
 //! pipelining beyond one message at a time per connection.
 
 pub mod codec;
+pub mod sessions;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -54,10 +55,12 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let acceptor = TlsAcceptor::from(tls);
+    let sessions = Arc::new(sessions::Sessions::default());
     accept_loop(listener, shutdown, |tcp, address| {
         let session = Session {
             ingest: ingest.clone(),
             auditor: auditor.clone(),
+            sessions: Arc::clone(&sessions),
             address,
         };
         session.run(acceptor.clone(), tcp)
@@ -68,6 +71,7 @@ pub async fn serve(
 struct Session {
     ingest: Ingest,
     auditor: Auditor,
+    sessions: Arc<sessions::Sessions>,
     address: SocketAddr,
 }
 
@@ -176,6 +180,12 @@ impl Session {
             return;
         }
         tracing::info!(%address, device = %device, ?version, "MQTT session opened");
+        let registration = self.sessions.register(&device, address);
+        if let Some(previous) = registration.replaced {
+            self.identity_conflict(&device, previous).await;
+        }
+        let connection_id = registration.id;
+        let mut taken_over = registration.taken_over;
         let idle = if keep_alive == 0 {
             DEFAULT_IDLE
         } else {
@@ -187,11 +197,12 @@ impl Session {
                 &device,
                 version,
                 idle,
-                &mut reader,
-                &mut writer,
+                (&mut reader, &mut writer),
                 &mut buffer,
+                &mut taken_over,
             )
             .await;
+        self.sessions.unregister(&device, connection_id);
         if let End::Refuse(reason) = end {
             let _ = send(&mut writer, version, &Outbound::Disconnect(reason)).await;
         }
@@ -204,9 +215,9 @@ impl Session {
         device: &DeviceId,
         version: Version,
         idle: Duration,
-        reader: &mut R,
-        writer: &mut W,
+        (reader, writer): (&mut R, &mut W),
         buffer: &mut BytesMut,
+        taken_over: &mut tokio::sync::oneshot::Receiver<()>,
     ) -> End
     where
         R: AsyncRead + Unpin,
@@ -231,7 +242,11 @@ impl Session {
                         return End::Refuse(DisconnectReasonCode::MalformedPacket);
                     }
                 }
-                match tokio::time::timeout(idle, reader.read_buf(buffer)).await {
+                let read = tokio::select! {
+                    read = tokio::time::timeout(idle, reader.read_buf(buffer)) => read,
+                    _ = &mut *taken_over => return End::Refuse(DisconnectReasonCode::SessionTakenOver),
+                };
+                match read {
                     Ok(Ok(0)) | Ok(Err(_)) => return End::Quiet,
                     Ok(Ok(_)) => {}
                     Err(_) => return End::Refuse(DisconnectReasonCode::KeepAliveTimeout),
@@ -327,6 +342,39 @@ impl Session {
                 })
             }
         }
+    }
+
+    /// The same device connected twice: audit, log and alert.
+    async fn identity_conflict(&self, device: &DeviceId, previous: SocketAddr) {
+        let address = self.address;
+        tracing::warn!(device = %device, %previous, %address, "device connected twice; the newer connection takes over");
+        self.auditor.record_later(entry(
+            Actor::Device(device.clone()),
+            Action::Connect,
+            ResourceKind::Device,
+            device.as_str(),
+            Outcome::Success,
+            Some("took over an existing connection of the same device"),
+        ));
+        let alert = vigil_model::Alert {
+            time: vigil_model::Timestamp::now(),
+            severity: vigil_model::Severity::High,
+            kind: vigil_model::AlertKind::IdentityConflict,
+            device: Some(device.clone()),
+            patient: None,
+            evidence: vec![
+                vigil_model::Evidence::Fact {
+                    name: "previous_address".into(),
+                    value: previous.to_string(),
+                },
+                vigil_model::Evidence::Fact {
+                    name: "new_address".into(),
+                    value: address.to_string(),
+                },
+            ],
+            attack_technique: Some("T0849".into()),
+        };
+        self.ingest.raise(alert).await;
     }
 
     fn denied(&self, who: &str, kind: ResourceKind, id: &str, reason: &str) {
