@@ -38,6 +38,17 @@ pub struct Accepted {
     pub implausible: usize,
 }
 
+/// A pack that passed every check, ready to commit.
+#[derive(Debug)]
+pub struct Prepared {
+    device: DeviceId,
+    patient: vigil_model::PatientId,
+    sequence: u64,
+    gap: Option<(u64, u64)>,
+    observations: Vec<Observation>,
+    now: Timestamp,
+}
+
 /// Why a pack was refused. Carries positions and codes, never values.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -223,6 +234,18 @@ impl Ingest {
         device: &DeviceId,
         payload: &[u8],
     ) -> Result<Accepted, IngestError> {
+        let prepared = self.prepare_json(device, payload).await?;
+        self.commit(prepared).await
+    }
+
+    /// The ordered half of accepting a pack: check the device, decode, validate, and note the
+    /// sequence number. A listener calls it in the order messages arrive, then may run several
+    /// [`Ingest::commit`]s at once and acknowledge them in that same order.
+    pub async fn prepare_json(
+        &self,
+        device: &DeviceId,
+        payload: &[u8],
+    ) -> Result<Prepared, IngestError> {
         let now = Timestamp::now();
         let context = self.context(device, now).await?;
         if !context.allowed {
@@ -269,6 +292,27 @@ impl Ingest {
         for observation in &mut observations {
             observation.patient = Some(patient.clone());
         }
+        Ok(Prepared {
+            device: device.clone(),
+            patient,
+            sequence: pack.sequence,
+            gap: self.sequence_gap(device, pack.sequence),
+            observations,
+            now,
+        })
+    }
+
+    /// The concurrent half: store a prepared pack durably, then raise its alerts.
+    pub async fn commit(&self, prepared: Prepared) -> Result<Accepted, IngestError> {
+        let Prepared {
+            device,
+            patient,
+            sequence,
+            gap,
+            observations,
+            now,
+        } = prepared;
+        let device = &device;
         let implausible: Vec<Observation> = observations
             .iter()
             .filter(|o| o.implausible)
@@ -311,7 +355,7 @@ impl Ingest {
                 attack_technique: Some("T0856".into()),
             })
             .collect();
-        if let Some(gap) = self.sequence_gap(device, pack.sequence) {
+        if let Some(gap) = gap {
             alerts.push(Alert {
                 time: now,
                 severity: Severity::Low,
@@ -344,7 +388,7 @@ impl Ingest {
             }
         }
         Ok(Accepted {
-            sequence: pack.sequence,
+            sequence,
             stored: receipt.stored,
             duplicates: receipt.duplicates,
             implausible: implausible.len(),

@@ -21,6 +21,7 @@
 pub mod codec;
 pub mod sessions;
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -224,32 +225,49 @@ impl Session {
         W: tokio::io::AsyncWrite + Unpin,
     {
         let topics = Topics::of(device);
+        // Publications being committed, oldest first: several commit at once, and their
+        // acknowledgements leave in the order the publications arrived (MQTT requires it).
+        let mut pending: VecDeque<InFlight> = VecDeque::new();
+        let window = usize::from(codec::RECEIVE_MAXIMUM);
         loop {
-            let packet = loop {
-                match codec::read(version, buffer) {
-                    Ok(packet) => break packet,
-                    Err(ReadError::Incomplete) => {}
-                    Err(ReadError::TooLarge) => {
-                        return End::Refuse(DisconnectReasonCode::PacketTooLarge);
+            let full = pending.len() >= window;
+            let step = match pending.front_mut() {
+                Some(head) if full => Step::Done(head.outcome().await),
+                Some(head) => tokio::select! {
+                    biased;
+                    outcome = head.outcome() => Step::Done(outcome),
+                    packet = next_packet(version, reader, buffer, idle, taken_over) => Step::Packet(packet),
+                },
+                None => Step::Packet(next_packet(version, reader, buffer, idle, taken_over).await),
+            };
+            let packet = match step {
+                Step::Done(outcome) => {
+                    if let Some(done) = pending.pop_front()
+                        && let Err(end) = acknowledge(writer, version, done.pkid, outcome).await
+                    {
+                        return end;
                     }
-                    Err(ReadError::Malformed) => {
-                        self.denied(
-                            &format!("device {device}"),
-                            ResourceKind::Device,
-                            device.as_str(),
-                            "malformed MQTT packet",
-                        );
-                        return End::Refuse(DisconnectReasonCode::MalformedPacket);
-                    }
+                    continue;
                 }
-                let read = tokio::select! {
-                    read = tokio::time::timeout(idle, reader.read_buf(buffer)) => read,
-                    _ = &mut *taken_over => return End::Refuse(DisconnectReasonCode::SessionTakenOver),
-                };
-                match read {
-                    Ok(Ok(0)) | Ok(Err(_)) => return End::Quiet,
-                    Ok(Ok(_)) => {}
-                    Err(_) => return End::Refuse(DisconnectReasonCode::KeepAliveTimeout),
+                Step::Packet(Ok(packet)) => packet,
+                Step::Packet(Err(ReadEnd::Closed)) => return End::Quiet,
+                Step::Packet(Err(ReadEnd::TooLarge)) => {
+                    return End::Refuse(DisconnectReasonCode::PacketTooLarge);
+                }
+                Step::Packet(Err(ReadEnd::Idle)) => {
+                    return End::Refuse(DisconnectReasonCode::KeepAliveTimeout);
+                }
+                Step::Packet(Err(ReadEnd::TakenOver)) => {
+                    return End::Refuse(DisconnectReasonCode::SessionTakenOver);
+                }
+                Step::Packet(Err(ReadEnd::Malformed)) => {
+                    self.denied(
+                        &format!("device {device}"),
+                        ResourceKind::Device,
+                        device.as_str(),
+                        "malformed MQTT packet",
+                    );
+                    return End::Refuse(DisconnectReasonCode::MalformedPacket);
                 }
             };
             let answer = match packet {
@@ -276,10 +294,10 @@ impl Session {
                             return End::Refuse(DisconnectReasonCode::MessageRateTooHigh);
                         }
                     }
-                    let refusal = if topic == topics.observations {
-                        self.observations(device, &payload).await.err()
+                    let work = if topic == topics.observations {
+                        self.observations(device, &payload).await
                     } else if topic == topics.events || topic == topics.command_acks {
-                        None
+                        Work::Ready(Ok(()))
                     } else {
                         self.denied(
                             &format!("device {device}"),
@@ -287,15 +305,13 @@ impl Session {
                             &clip(&topic),
                             "publish outside the device's topics",
                         );
-                        Some(Refusal::NotAuthorized)
+                        Work::Ready(Err(Refusal::NotAuthorized))
                     };
-                    match (qos, refusal) {
-                        (1, refusal) => Outbound::PubAck(pkid, refusal),
-                        (_, Some(Refusal::NotAuthorized)) => {
-                            return End::Refuse(DisconnectReasonCode::NotAuthorized);
-                        }
-                        _ => continue,
-                    }
+                    pending.push_back(InFlight {
+                        pkid: (qos == 1).then_some(pkid),
+                        work,
+                    });
+                    continue;
                 }
                 Inbound::Subscribe { pkid, filters } => {
                     let granted = filters
@@ -328,19 +344,22 @@ impl Session {
         }
     }
 
-    /// Ingests an observation pack; the refusal to send back, if any.
-    async fn observations(&self, device: &DeviceId, payload: &[u8]) -> Result<(), Refusal> {
-        match self.ingest.accept_json(device, payload).await {
-            Ok(_) => Ok(()),
-            Err(error) => {
-                tracing::warn!(device = %device, %error, "MQTT observations refused");
-                Err(match error {
-                    IngestError::Overloaded => Refusal::QuotaExceeded,
-                    IngestError::Store(_) => Refusal::Internal,
-                    IngestError::DeviceNotAllowed(_) => Refusal::NotAuthorized,
-                    _ => Refusal::PayloadInvalid,
-                })
+    /// Checks an observation pack in arrival order and starts its commit; the work to await
+    /// before acknowledging it.
+    async fn observations(&self, device: &DeviceId, payload: &[u8]) -> Work {
+        match self.ingest.prepare_json(device, payload).await {
+            Ok(prepared) => {
+                let ingest = self.ingest.clone();
+                let device = device.clone();
+                Work::Task(tokio::spawn(async move {
+                    ingest
+                        .commit(prepared)
+                        .await
+                        .map(|_| ())
+                        .map_err(|error| refusal(&device, &error))
+                }))
             }
+            Err(error) => Work::Ready(Err(refusal(device, &error))),
         }
     }
 
@@ -387,6 +406,107 @@ impl Session {
             Outcome::Denied,
             Some(reason),
         ));
+    }
+}
+
+/// What ends reading.
+enum ReadEnd {
+    /// The client closed the connection.
+    Closed,
+    /// A packet larger than the maximum.
+    TooLarge,
+    /// A malformed packet.
+    Malformed,
+    /// Nothing within the keep-alive.
+    Idle,
+    /// A newer connection of the same device took over.
+    TakenOver,
+}
+
+/// The next thing to do: acknowledge the oldest publication, or handle a packet.
+enum Step {
+    Done(Result<(), Refusal>),
+    Packet(Result<Inbound, ReadEnd>),
+}
+
+/// A publication waiting for its acknowledgement.
+struct InFlight {
+    /// Packet identifier to acknowledge (QoS 1), or none (QoS 0).
+    pkid: Option<u16>,
+    work: Work,
+}
+
+/// The outcome of a publication: known already, or its commit running.
+enum Work {
+    Ready(Result<(), Refusal>),
+    Task(tokio::task::JoinHandle<Result<(), Refusal>>),
+}
+
+impl InFlight {
+    /// Waits for the outcome. Cancel-safe: a join handle may be polled again until it is ready,
+    /// and the caller removes the entry as soon as it is.
+    async fn outcome(&mut self) -> Result<(), Refusal> {
+        match &mut self.work {
+            Work::Ready(outcome) => *outcome,
+            Work::Task(task) => task.await.unwrap_or(Err(Refusal::Internal)),
+        }
+    }
+}
+
+/// Sends the acknowledgement of a finished publication; an `End` if the session must end (a
+/// refusal version 3.1.1 cannot express, or a QoS 0 publication to a foreign topic).
+async fn acknowledge<W: tokio::io::AsyncWrite + Unpin>(
+    writer: &mut W,
+    version: Version,
+    pkid: Option<u16>,
+    outcome: Result<(), Refusal>,
+) -> Result<(), End> {
+    match (pkid, outcome) {
+        (Some(pkid), outcome) => send(writer, version, &Outbound::PubAck(pkid, outcome.err()))
+            .await
+            .map_err(|_| End::Quiet),
+        (None, Err(Refusal::NotAuthorized)) => {
+            Err(End::Refuse(DisconnectReasonCode::NotAuthorized))
+        }
+        (None, _) => Ok(()),
+    }
+}
+
+/// The refusal to send for an ingest error (logged here).
+fn refusal(device: &DeviceId, error: &IngestError) -> Refusal {
+    tracing::warn!(device = %device, %error, "MQTT observations refused");
+    match error {
+        IngestError::Overloaded => Refusal::QuotaExceeded,
+        IngestError::Store(_) => Refusal::Internal,
+        IngestError::DeviceNotAllowed(_) => Refusal::NotAuthorized,
+        _ => Refusal::PayloadInvalid,
+    }
+}
+
+/// Reads the next whole packet, or says why reading ends.
+async fn next_packet<R: AsyncRead + Unpin>(
+    version: Version,
+    reader: &mut R,
+    buffer: &mut BytesMut,
+    idle: Duration,
+    taken_over: &mut tokio::sync::oneshot::Receiver<()>,
+) -> Result<Inbound, ReadEnd> {
+    loop {
+        match codec::read(version, buffer) {
+            Ok(packet) => return Ok(packet),
+            Err(ReadError::Incomplete) => {}
+            Err(ReadError::TooLarge) => return Err(ReadEnd::TooLarge),
+            Err(ReadError::Malformed) => return Err(ReadEnd::Malformed),
+        }
+        let read = tokio::select! {
+            read = tokio::time::timeout(idle, reader.read_buf(buffer)) => read,
+            _ = &mut *taken_over => return Err(ReadEnd::TakenOver),
+        };
+        match read {
+            Ok(Ok(0)) | Ok(Err(_)) => return Err(ReadEnd::Closed),
+            Ok(Ok(_)) => {}
+            Err(_) => return Err(ReadEnd::Idle),
+        }
     }
 }
 
