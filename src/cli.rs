@@ -228,6 +228,9 @@ pub(crate) struct BenchIngestArgs {
     /// Readings per message (a monitor sends several vitals at once).
     #[arg(long, default_value_t = 10)]
     pub(crate) readings: usize,
+    /// QoS 1 publications each device keeps unacknowledged (1 to 32).
+    #[arg(long, default_value_t = 1)]
+    pub(crate) in_flight: usize,
     /// Measure another MQTT server at HOST:PORT instead of an embedded hub (every connection
     /// uses the same certificate, with client ids bench-00000, bench-00001, …).
     #[arg(long, value_name = "HOST:PORT", requires_all = ["ca", "cert", "key"])]

@@ -31,6 +31,9 @@ pub(crate) fn run(log: &LogArgs, command: BenchCommand) -> anyhow::Result<ExitCo
     if args.devices == 0 || args.readings == 0 || args.readings > 500 {
         bail!("--devices must be at least 1 and --readings between 1 and 500");
     }
+    if args.in_flight == 0 || args.in_flight > 32 {
+        bail!("--in-flight must be between 1 and 32 (the hub's Receive Maximum)");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -143,10 +146,10 @@ async fn measure(
     for device in devices {
         let roots = Arc::clone(&roots);
         let stop = Arc::clone(&stop);
-        let readings = args.readings;
+        let shape = (args.readings, args.in_flight);
         let host = host.clone();
         tasks.push(tokio::spawn(async move {
-            run_device(address, host, roots, device, readings, stop).await
+            run_device(address, host, roots, device, shape, stop).await
         }));
     }
     tokio::time::sleep(Duration::from_secs(args.seconds)).await;
@@ -188,8 +191,8 @@ async fn measure(
         (messages * args.readings) as f64 / elapsed,
     );
     println!(
-        "devices {}  readings/message {}  measured {:.1} s",
-        args.devices, args.readings, elapsed
+        "devices {}  readings/message {}  in flight/device {}  measured {:.1} s",
+        args.devices, args.readings, args.in_flight, elapsed
     );
     println!("messages acknowledged  {messages}  ({per_second:.0}/s)");
     println!("observations acked     {:.0}/s", observations);
@@ -251,7 +254,7 @@ async fn run_device(
     host: String,
     roots: Arc<rustls::RootCertStore>,
     device: BenchDevice,
-    readings: usize,
+    (readings, in_flight): (usize, usize),
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<Vec<Duration>> {
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(
@@ -277,21 +280,32 @@ async fn run_device(
     let topic = format!("vigil/v1/d/{}/obs", device.id);
     let mut latencies = Vec::new();
     let mut seq: u64 = 0;
-    while !stop.load(Ordering::Relaxed) {
-        seq += 1;
-        let payload = pack(&device.id, seq, readings);
-        let mut publish = v4::Publish::new(
-            topic.as_str(),
-            rumqttc::mqttbytes::QoS::AtLeastOnce,
-            payload,
-        );
-        publish.pkid = u16::try_from(seq % 65_535 + 1).unwrap_or(1);
-        out.clear();
-        v4::Packet::Publish(publish).write(&mut out, 1 << 20)?;
-        let sent = Instant::now();
-        tls.write_all(&out).await?;
+    // Up to `in_flight` publications outstanding; acknowledgements come back in order.
+    let mut outstanding: std::collections::VecDeque<(u16, Instant)> =
+        std::collections::VecDeque::new();
+    while !stop.load(Ordering::Relaxed) || !outstanding.is_empty() {
+        while outstanding.len() < in_flight && !stop.load(Ordering::Relaxed) {
+            seq += 1;
+            let payload = pack(&device.id, seq, readings);
+            let mut publish = v4::Publish::new(
+                topic.as_str(),
+                rumqttc::mqttbytes::QoS::AtLeastOnce,
+                payload,
+            );
+            publish.pkid = u16::try_from(seq % 65_535 + 1).unwrap_or(1);
+            out.clear();
+            v4::Packet::Publish(publish.clone()).write(&mut out, 1 << 20)?;
+            tls.write_all(&out).await?;
+            outstanding.push_back((publish.pkid, Instant::now()));
+        }
+        if outstanding.is_empty() {
+            break;
+        }
         match next_packet(&mut tls, &mut input).await? {
-            v4::Packet::PubAck(_) => latencies.push(sent.elapsed()),
+            v4::Packet::PubAck(ack) => match outstanding.pop_front() {
+                Some((pkid, sent)) if pkid == ack.pkid => latencies.push(sent.elapsed()),
+                _ => bail!("acknowledgement out of order"),
+            },
             other => bail!("unexpected answer: {other:?}"),
         }
     }
