@@ -15,8 +15,11 @@
 //! stops reading (TCP pushes back); still over it after a few seconds, the device is
 //! disconnected (0x96 Message rate too high) and a flood alert raised.
 //!
-//! Not yet: persistent sessions and queued commands (commands do not exist yet), in-flight
-//! pipelining beyond one message at a time per connection.
+//! Up to [`codec::RECEIVE_MAXIMUM`] QoS 1 publications of a connection commit at once; their
+//! PUBACKs leave in the order the publications arrived. Decoding, validation and the sequence
+//! check run in arrival order ([`Ingest::prepare_json`]); only the commit runs concurrently.
+//!
+//! Not yet: persistent sessions and queued commands (commands do not exist yet).
 
 pub mod codec;
 pub mod sessions;
