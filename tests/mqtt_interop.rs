@@ -10,7 +10,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{enrol_with_guide, init, run, serve, stderr, stdout};
+use common::{device_serving_patient, enrol_with_guide, init, run, serve, stdout};
 
 fn pack(device: &str, seq: u64) -> String {
     let now = std::time::SystemTime::now()
@@ -28,51 +28,7 @@ fn mosquitto_and_paho_publish_with_both_versions() {
     let data = tmp.path().join("hub");
     init(&data);
     let d = data.to_str().unwrap();
-    let out = run(&[
-        "device",
-        "add",
-        "--data-dir",
-        d,
-        "--id",
-        "infusion-7",
-        "--class",
-        "infusion_pump",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let token = stdout(&out)
-        .lines()
-        .find(|l| l.starts_with("vigil1."))
-        .unwrap()
-        .to_owned();
-    for args in [
-        vec![
-            "patient",
-            "add",
-            "--data-dir",
-            d,
-            "--id",
-            "p-1",
-            "--name",
-            "N",
-            "--mrn",
-            "M",
-            "--birth-date",
-            "1980-01-01",
-        ],
-        vec![
-            "device",
-            "assign",
-            "--data-dir",
-            d,
-            "--id",
-            "infusion-7",
-            "--patient",
-            "p-1",
-        ],
-    ] {
-        let out = run(&args);
-        assert!(out.status.success(), "{}", stderr(&out));
-    }
+    let token = device_serving_patient(&data, "infusion-7", "infusion_pump", "p-1");
     let served = serve(&data, &[]);
     let mqtt_port = served.mqtt_port.to_string();
     let device = tmp.path().join("device");

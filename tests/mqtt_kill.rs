@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{enrol_with_guide, init, run, serve, stderr, stdout};
+use common::{device_serving_patient, enrol_with_guide, init, run, serve, stdout};
 use rumqttc::{Event, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
 use vigil_model::{PatientId, Quantity, Timestamp};
 use vigil_store::{ClinicalStore, SqliteStore};
@@ -30,50 +30,7 @@ async fn every_acknowledged_publication_survives_a_sigkill_of_the_hub() {
     let data = tmp.path().join("hub");
     init(&data);
     let d = data.to_str().unwrap();
-    let out = run(&[
-        "device",
-        "add",
-        "--data-dir",
-        d,
-        "--id",
-        "infusion-7",
-        "--class",
-        "infusion_pump",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let token = stdout(&out)
-        .lines()
-        .find(|l| l.starts_with("vigil1."))
-        .unwrap()
-        .to_owned();
-    for args in [
-        vec![
-            "patient",
-            "add",
-            "--data-dir",
-            d,
-            "--id",
-            "p-1",
-            "--name",
-            "N",
-            "--mrn",
-            "M",
-            "--birth-date",
-            "1980-01-01",
-        ],
-        vec![
-            "device",
-            "assign",
-            "--data-dir",
-            d,
-            "--id",
-            "infusion-7",
-            "--patient",
-            "p-1",
-        ],
-    ] {
-        assert!(run(&args).status.success());
-    }
+    let token = device_serving_patient(&data, "infusion-7", "infusion_pump", "p-1");
 
     // The test is about durability, not rate limits.
     let mut hub = serve(

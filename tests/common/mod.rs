@@ -114,3 +114,62 @@ pub(crate) fn enrol_with_guide(
         ),
     )
 }
+
+/// Registers `device` of `class` and a patient `patient` it serves, through the command line;
+/// returns the device's one-time enrolment token.
+pub(crate) fn device_serving_patient(
+    dir: &Path,
+    device: &str,
+    class: &str,
+    patient: &str,
+) -> String {
+    let d = dir.to_str().unwrap();
+    let out = run(&[
+        "device",
+        "add",
+        "--data-dir",
+        d,
+        "--id",
+        device,
+        "--class",
+        class,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let token = stdout(&out)
+        .lines()
+        .find(|l| l.starts_with("vigil1."))
+        .expect("a token line")
+        .to_owned();
+    for args in [
+        [
+            "patient",
+            "add",
+            "--data-dir",
+            d,
+            "--id",
+            patient,
+            "--name",
+            "N",
+            "--mrn",
+            "M",
+            "--birth-date",
+            "1980-01-01",
+        ]
+        .as_slice(),
+        [
+            "device",
+            "assign",
+            "--data-dir",
+            d,
+            "--id",
+            device,
+            "--patient",
+            patient,
+        ]
+        .as_slice(),
+    ] {
+        let out = run(args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    }
+    token
+}
