@@ -9,7 +9,7 @@ use vigil_model::phi::Phi;
 use vigil_model::{DeviceId, Observation, PatientId, Quantity, Timestamp};
 
 use super::committer::PreparedRow;
-use super::{SqliteStore, is_constraint, millis, timestamp};
+use super::{SqliteStore, is_constraint, millis, row_exists, timestamp};
 use crate::seal::{
     DataKey, KeyEncryptionKeys, SealError, WrappedKey, new_key_material, observation_aad,
     observation_aad_into, patient_field_aad,
@@ -443,11 +443,7 @@ impl ClinicalStore for SqliteStore {
             params![id.as_str(), millis(now)],
         )?;
         if updated == 0 {
-            let exists: bool = tx.query_row(
-                "SELECT EXISTS (SELECT 1 FROM patients WHERE id = ?1)",
-                [id.as_str()],
-                |row| row.get(0),
-            )?;
+            let exists = row_exists(&tx, "patients", id.as_str())?;
             if !exists {
                 return Err(StoreError::NoSuchPatient(id.clone()));
             }

@@ -135,6 +135,19 @@ pub(crate) fn timestamp(millis: i64) -> Result<Timestamp, StoreError> {
     Timestamp::from_unix_millis(millis).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
+/// Whether `table` has a row with this `id` (tables whose key column is `id`).
+pub(crate) fn row_exists(
+    connection: &Connection,
+    table: &'static str,
+    id: &str,
+) -> Result<bool, StoreError> {
+    Ok(connection.query_row(
+        &format!("SELECT EXISTS (SELECT 1 FROM {table} WHERE id = ?1)"),
+        [id],
+        |row| row.get(0),
+    )?)
+}
+
 pub(crate) fn is_constraint(error: &rusqlite::Error) -> bool {
     matches!(
         error,

@@ -70,7 +70,7 @@ impl UserStore for SqliteStore {
 type UserRow = (String, String, i64, Option<i64>);
 
 fn user_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
-    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+    UserRow::try_from(row)
 }
 
 fn user_record((id, role, created_at, disabled_at): UserRow) -> Result<UserRecord, StoreError> {
@@ -130,20 +130,7 @@ type AlertRow = (
 const ALERT_COLUMNS: &str = "id, time, severity, kind, device_id, patient_id, technique, facts, clinical, status, handled_by, handled_at";
 
 fn alert_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<AlertRow> {
-    Ok((
-        row.get(0)?,
-        row.get(1)?,
-        row.get(2)?,
-        row.get(3)?,
-        row.get(4)?,
-        row.get(5)?,
-        row.get(6)?,
-        row.get(7)?,
-        row.get(8)?,
-        row.get(9)?,
-        row.get(10)?,
-        row.get(11)?,
-    ))
+    AlertRow::try_from(row)
 }
 
 impl SqliteStore {

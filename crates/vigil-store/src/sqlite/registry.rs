@@ -3,26 +3,21 @@
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use vigil_model::{DeviceClass, DeviceId, Timestamp};
 
-use super::{SqliteStore, is_constraint, millis, timestamp};
+use super::{SqliteStore, is_constraint, millis, row_exists, timestamp};
 use crate::{
     CertificateRecord, DeviceRecord, DeviceStatus, RegistryStore, RevokedCertificate, StoreError,
     TokenRecord, TokenRefusal,
 };
 
-fn device_from_row(
-    row: &rusqlite::Row<'_>,
-) -> rusqlite::Result<(String, String, String, i64, Option<i64>)> {
-    Ok((
-        row.get(0)?,
-        row.get(1)?,
-        row.get(2)?,
-        row.get(3)?,
-        row.get(4)?,
-    ))
+/// id, class, status, created_at, revoked_at.
+type DeviceRow = (String, String, String, i64, Option<i64>);
+
+fn device_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<DeviceRow> {
+    DeviceRow::try_from(row)
 }
 
 fn device_record(
-    (id, class, status, created_at, revoked_at): (String, String, String, i64, Option<i64>),
+    (id, class, status, created_at, revoked_at): DeviceRow,
 ) -> Result<DeviceRecord, StoreError> {
     Ok(DeviceRecord {
         id: DeviceId::new(id).map_err(|e| StoreError::Corrupt(e.to_string()))?,
@@ -56,19 +51,7 @@ type CertificateRow = (
 );
 
 fn certificate_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<CertificateRow> {
-    Ok((
-        row.get(0)?,
-        row.get(1)?,
-        row.get(2)?,
-        row.get(3)?,
-        row.get(4)?,
-        row.get(5)?,
-        row.get(6)?,
-        row.get(7)?,
-        row.get(8)?,
-        row.get(9)?,
-        row.get(10)?,
-    ))
+    CertificateRow::try_from(row)
 }
 
 fn certificate_record(row: CertificateRow) -> Result<CertificateRecord, StoreError> {
@@ -242,11 +225,7 @@ impl RegistryStore for SqliteStore {
         );
         match inserted {
             Err(e) if is_constraint(&e) => {
-                let known: bool = tx.query_row(
-                    "SELECT EXISTS (SELECT 1 FROM devices WHERE id = ?1)",
-                    [c.device.as_str()],
-                    |row| row.get(0),
-                )?;
+                let known = row_exists(&tx, "devices", c.device.as_str())?;
                 return Err(if known {
                     StoreError::CertificateExists
                 } else {
@@ -303,11 +282,7 @@ impl RegistryStore for SqliteStore {
             params![device.as_str(), millis(now), reason],
         )?;
         if updated == 0 {
-            let exists: bool = tx.query_row(
-                "SELECT EXISTS (SELECT 1 FROM devices WHERE id = ?1)",
-                [device.as_str()],
-                |row| row.get(0),
-            )?;
+            let exists = row_exists(&tx, "devices", device.as_str())?;
             if !exists {
                 return Err(StoreError::NoSuchDevice(device.clone()));
             }
