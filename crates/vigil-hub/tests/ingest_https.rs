@@ -3,10 +3,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
+mod common;
+
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use vigil_hub::{Hub, Registry, RunningHub};
+use vigil_hub::{Registry, RunningHub};
 use vigil_model::phi::Phi;
 use vigil_model::{Actor, AlertKind, DeviceClass, DeviceId, PatientId, Quantity, Timestamp};
 use vigil_store::Demographics;
@@ -19,24 +21,7 @@ struct TestHub {
 }
 
 async fn start() -> TestHub {
-    let dir = tempfile::tempdir().unwrap();
-    let config = vigil_config::load_from_str(
-        vigil_config::DEFAULT_CONFIG,
-        vigil_config::Source::Default,
-        [
-            (
-                "VIGIL_HUB_HTTPS_LISTEN".to_owned(),
-                "127.0.0.1:0".to_owned(),
-            ),
-            ("VIGIL_HUB_MQTT_LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
-        ],
-    )
-    .unwrap()
-    .config;
-    Hub::initialise(dir.path(), &config).unwrap();
-    let hub = Hub::open(dir.path(), config).unwrap();
-    let registry = hub.registry().clone();
-    let running = hub.start().await.unwrap();
+    let (dir, registry, running) = common::start_hub(&[]).await;
     let base = format!("https://localhost:{}", running.https.port());
     TestHub {
         _dir: dir,

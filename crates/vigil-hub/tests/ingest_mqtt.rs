@@ -4,11 +4,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
+mod common;
+
 use std::time::Duration;
 
 use rumqttc::{MqttOptions, QoS, TlsConfiguration, Transport};
 use tokio::io::AsyncWriteExt;
-use vigil_hub::{Hub, Registry, RunningHub};
+use vigil_hub::{Registry, RunningHub};
 use vigil_model::phi::Phi;
 use vigil_model::{Actor, DeviceClass, DeviceId, PatientId, Quantity, Timestamp};
 use vigil_store::Demographics;
@@ -25,30 +27,7 @@ async fn start() -> TestHub {
 
 async fn start_with(settings: &[(&str, &str)]) -> TestHub {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let dir = tempfile::tempdir().unwrap();
-    let mut env = vec![
-        (
-            "VIGIL_HUB_HTTPS_LISTEN".to_owned(),
-            "127.0.0.1:0".to_owned(),
-        ),
-        ("VIGIL_HUB_MQTT_LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
-    ];
-    env.extend(
-        settings
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-    );
-    let config = vigil_config::load_from_str(
-        vigil_config::DEFAULT_CONFIG,
-        vigil_config::Source::Default,
-        env,
-    )
-    .unwrap()
-    .config;
-    Hub::initialise(dir.path(), &config).unwrap();
-    let hub = Hub::open(dir.path(), config).unwrap();
-    let registry = hub.registry().clone();
-    let running = hub.start().await.unwrap();
+    let (dir, registry, running) = common::start_hub(settings).await;
     TestHub {
         _dir: dir,
         registry,
