@@ -6,8 +6,12 @@ const SECOND_SOURCE: &str = include_str!("second_source.tsv");
 #[test]
 fn table_is_in_all_order_and_complete() {
     assert_eq!(SPECS.len(), Quantity::ALL.len());
-    for (spec, quantity) in SPECS.iter().zip(Quantity::ALL) {
+    for (index, (spec, quantity)) in SPECS.iter().zip(Quantity::ALL).enumerate() {
         assert_eq!(spec.quantity, *quantity);
+        assert_eq!(
+            *quantity as usize, index,
+            "declaration order is table order"
+        );
         assert_eq!(quantity.spec().key, spec.key);
         assert_eq!(Quantity::from_key(spec.key), Some(*quantity));
         assert_eq!(Quantity::from_mdc_code(spec.mdc.code()), Some(*quantity));
