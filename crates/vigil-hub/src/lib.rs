@@ -15,6 +15,7 @@ pub mod https;
 pub mod ingest;
 pub mod listener;
 pub mod mqtt;
+pub mod outbox;
 pub mod registry;
 pub mod throttle;
 pub mod tls;
@@ -215,11 +216,13 @@ impl Hub {
             registry: registry.clone(),
             ingest: ingest.clone(),
         });
+        let outbox = outbox::Outbox::new(Arc::clone(registry.store()), registry.auditor().clone());
         let (mqtt_stop, mqtt_stopped) = oneshot::channel::<()>();
         let mqtt_server = tokio::spawn(mqtt::serve(
             mqtt_listener,
             mqtt_tls,
             ingest,
+            outbox.clone(),
             registry.auditor().clone(),
             async {
                 let _ = mqtt_stopped.await;
@@ -250,6 +253,7 @@ impl Hub {
         Ok(RunningHub {
             https,
             mqtt,
+            outbox,
             stop,
             server,
         })
@@ -263,6 +267,8 @@ pub struct RunningHub {
     pub https: SocketAddr,
     /// Where the MQTT listener is bound.
     pub mqtt: SocketAddr,
+    /// Messages for devices (commands, update notices), delivered over MQTT.
+    pub outbox: outbox::Outbox,
     stop: oneshot::Sender<()>,
     server: JoinHandle<()>,
 }

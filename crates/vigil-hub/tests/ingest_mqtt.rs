@@ -8,95 +8,10 @@ mod common;
 
 use std::time::Duration;
 
-use rumqttc::{MqttOptions, QoS, TlsConfiguration, Transport};
+use rumqttc::{MqttOptions, QoS};
 use tokio::io::AsyncWriteExt;
-use vigil_hub::{Registry, RunningHub};
-use vigil_model::phi::Phi;
-use vigil_model::{Actor, DeviceClass, DeviceId, PatientId, Quantity, Timestamp};
-use vigil_store::Demographics;
 
-struct TestHub {
-    _dir: tempfile::TempDir,
-    registry: Registry,
-    running: RunningHub,
-}
-
-async fn start() -> TestHub {
-    start_with(&[]).await
-}
-
-async fn start_with(settings: &[(&str, &str)]) -> TestHub {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let (dir, registry, running) = common::start_hub(settings).await;
-    TestHub {
-        _dir: dir,
-        registry,
-        running,
-    }
-}
-
-impl TestHub {
-    /// Registers, enrols (through the registry, as the HTTPS API does) and assigns a device;
-    /// returns (certificate chain PEM, key PEM).
-    fn device(&self, id: &str, patient: &str) -> (String, String) {
-        let registry = &self.registry;
-        let device = DeviceId::new(id).unwrap();
-        let token = registry
-            .register(Actor::System, device.clone(), DeviceClass::PulseOximeter)
-            .unwrap()
-            .token;
-        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-        let csr = rcgen::CertificateParams::default()
-            .serialize_request(&key)
-            .unwrap();
-        let (_, chain) = registry.enroll(&token, csr.der()).unwrap();
-        let store = registry.store();
-        let patient_id = PatientId::new(patient).unwrap();
-        let _ = store.add_patient(
-            &patient_id,
-            &Demographics {
-                name: Phi::new("A".into()),
-                mrn: Phi::new("B".into()),
-                birth_date: Phi::new(time::macros::date!(1970 - 01 - 01)),
-            },
-            Timestamp::EPOCH,
-        );
-        store
-            .assign_device(&device, &patient_id, Timestamp::EPOCH)
-            .unwrap();
-        (chain, key.serialize_pem())
-    }
-
-    fn tls(&self, identity: &(String, String)) -> Transport {
-        Transport::tls_with_config(TlsConfiguration::Simple {
-            ca: self.registry.ca().cert_pem().as_bytes().to_vec(),
-            alpn: None,
-            client_auth: Some((
-                identity.0.as_bytes().to_vec(),
-                identity.1.as_bytes().to_vec(),
-            )),
-        })
-    }
-
-    fn stored(&self, patient: &str) -> usize {
-        self.registry
-            .store()
-            .observations(
-                &PatientId::new(patient).unwrap(),
-                Quantity::Spo2,
-                Timestamp::EPOCH,
-                Timestamp::from_unix_millis(4_000_000_000_000).unwrap(),
-            )
-            .unwrap()
-            .len()
-    }
-}
-
-fn pack(device: &str, seq: u64, value: u32) -> Vec<u8> {
-    let now = Timestamp::now().unix_millis() / 1000;
-    format!(r#"[{{"bn": "urn:vigil:device:{device}:", "bt": {now}, "seq_": {seq}, "n": "150456", "u": "%", "v": {value}}}]"#)
-        .into_bytes()
-}
+use common::{pack, start, start_with};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn version_3_1_1_publishes_are_acknowledged_after_commit_and_foreign_topics_close_the_connection()

@@ -18,8 +18,9 @@ pub mod sqlite;
 pub mod seal;
 
 pub use records::{
-    CertificateRecord, Demographics, DeviceRecord, DeviceStatus, PatientRecord, Receipt,
-    RevokedCertificate, StoredAlert, TokenRecord, TokenRefusal, UserRecord,
+    CertificateRecord, Channel, Demographics, DeviceRecord, DeviceStatus, PatientRecord,
+    QueuedMessage, Receipt, RevokedCertificate, SessionRecord, StoredAlert, TokenRecord,
+    TokenRefusal, UserRecord,
 };
 pub use sqlite::SqliteStore;
 
@@ -106,9 +107,60 @@ pub enum StoreError {
 }
 
 /// What the hub keeps: the device registry, the audit log and the clinical record.
-pub trait Store: RegistryStore + AuditStore + ClinicalStore + UserStore + AlertStore {}
+pub trait Store:
+    RegistryStore + AuditStore + ClinicalStore + UserStore + AlertStore + OutboxStore
+{
+}
 
-impl<T: RegistryStore + AuditStore + ClinicalStore + UserStore + AlertStore> Store for T {}
+impl<T> Store for T where
+    T: RegistryStore + AuditStore + ClinicalStore + UserStore + AlertStore + OutboxStore
+{
+}
+
+/// Messages queued for devices until they are delivered or expire, and the MQTT sessions that
+/// outlive a disconnection (so that a device reconnecting finds its subscriptions).
+pub trait OutboxStore: Send + Sync {
+    /// Queues `payload` for `device` on `channel` until `expires_at`; its id. The payload is
+    /// sealed under the data key of the patient the device serves, if any.
+    fn queue_message(
+        &self,
+        device: &DeviceId,
+        channel: Channel,
+        payload: &[u8],
+        queued_at: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<u64, StoreError>;
+
+    /// Up to `limit` undelivered, unexpired messages for `device`, oldest first.
+    fn pending_messages(
+        &self,
+        device: &DeviceId,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<QueuedMessage>, StoreError>;
+
+    /// Counts one more attempt to deliver message `id` (a resend is marked duplicate).
+    fn note_attempt(&self, id: u64) -> Result<(), StoreError>;
+
+    /// Marks message `id` delivered; `false` if it already was (or is unknown).
+    fn mark_delivered(&self, id: u64, at: Timestamp) -> Result<bool, StoreError>;
+
+    /// Deletes delivered and expired messages; how many.
+    fn purge_outbox(&self, now: Timestamp) -> Result<usize, StoreError>;
+
+    /// Stores `device`'s session (replacing the previous one).
+    fn save_session(&self, device: &DeviceId, session: &SessionRecord) -> Result<(), StoreError>;
+
+    /// `device`'s session, unless it has expired by `now`.
+    fn session(
+        &self,
+        device: &DeviceId,
+        now: Timestamp,
+    ) -> Result<Option<SessionRecord>, StoreError>;
+
+    /// Forgets `device`'s session (a clean start).
+    fn end_session(&self, device: &DeviceId) -> Result<(), StoreError>;
+}
 
 /// People who use Vigil.
 pub trait UserStore: Send + Sync {

@@ -187,3 +187,75 @@ pub struct StoredAlert {
     /// Who last changed its status, and when.
     pub handled: Option<(UserId, Timestamp)>,
 }
+
+/// Where a queued message goes: the device's command topic or its firmware-notice topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Channel {
+    /// `vigil/v1/d/{id}/cmd`.
+    Commands,
+    /// `vigil/v1/d/{id}/fw`.
+    Firmware,
+}
+
+impl Channel {
+    /// Stable name, as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Commands => "cmd",
+            Channel::Firmware => "fw",
+        }
+    }
+}
+
+impl FromStr for Channel {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Channel, String> {
+        match s {
+            "cmd" => Ok(Channel::Commands),
+            "fw" => Ok(Channel::Firmware),
+            other => Err(format!("unknown channel {other:?}")),
+        }
+    }
+}
+
+/// A message waiting for its device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedMessage {
+    /// Its id (increasing in queue order).
+    pub id: u64,
+    /// The device it is for.
+    pub device: DeviceId,
+    /// Where it goes.
+    pub channel: Channel,
+    /// The payload, unsealed.
+    pub payload: Vec<u8>,
+    /// When it was queued.
+    pub queued_at: Timestamp,
+    /// After this it is never delivered.
+    pub expires_at: Timestamp,
+    /// Deliveries tried so far (sent, not yet acknowledged).
+    pub attempts: u32,
+}
+
+/// What the hub remembers of a device's MQTT session between connections.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// Subscribed to its command topic.
+    pub commands: bool,
+    /// Subscribed to its firmware-notice topic.
+    pub firmware: bool,
+    /// How long the session outlives a disconnection.
+    pub expiry_seconds: u32,
+    /// When its last connection ended (`None` while connected).
+    pub ended_at: Option<Timestamp>,
+}
+
+impl SessionRecord {
+    /// Whether the session has expired by `now`.
+    pub fn expired(&self, now: Timestamp) -> bool {
+        self.ended_at.is_some_and(|ended| {
+            now.unix_millis() - ended.unix_millis() >= i64::from(self.expiry_seconds) * 1000
+        })
+    }
+}

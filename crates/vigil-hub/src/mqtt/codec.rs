@@ -26,6 +26,11 @@ pub enum Inbound {
         client_id: String,
         /// Keep-alive in seconds (0: none).
         keep_alive: u16,
+        /// Start afresh, discarding a previous session (3.1.1 Clean Session, 5.0 Clean Start).
+        clean_start: bool,
+        /// How long the session should outlive the connection, in seconds (version 5 Session
+        /// Expiry Interval; `None` in 3.1.1, where a session that is not clean lasts "forever").
+        session_expiry: Option<u32>,
     },
     /// PUBLISH.
     Publish {
@@ -37,6 +42,13 @@ pub enum Inbound {
         pkid: u16,
         /// Payload.
         payload: bytes::Bytes,
+        /// Version 5 Content Type property, if sent.
+        content_type: Option<String>,
+    },
+    /// PUBACK of a message the hub sent.
+    PubAck {
+        /// Packet identifier.
+        pkid: u16,
     },
     /// SUBSCRIBE.
     Subscribe {
@@ -50,7 +62,7 @@ pub enum Inbound {
         /// Packet identifier.
         pkid: u16,
         /// Topic filters.
-        count: usize,
+        filters: Vec<String>,
     },
     /// PINGREQ.
     PingReq,
@@ -87,8 +99,21 @@ pub enum Refusal {
 /// What the server sends.
 #[derive(Debug)]
 pub enum Outbound {
-    /// CONNACK: accepted (with the client id the hub assigned, if any), or refused.
-    ConnAck(Result<Option<String>, ConnectRefusal>),
+    /// CONNACK: accepted, or refused.
+    ConnAck(Result<Accepted, ConnectRefusal>),
+    /// PUBLISH at QoS 1 of a queued message.
+    Publish {
+        /// Topic name.
+        topic: String,
+        /// Packet identifier.
+        pkid: u16,
+        /// Payload.
+        payload: bytes::Bytes,
+        /// A resend of a message sent on an earlier connection.
+        dup: bool,
+        /// Seconds left before the message expires (version 5 Message Expiry Interval).
+        expires_in: u32,
+    },
     /// PUBACK, with the refusal where version 5 can carry one.
     PubAck(u16, Option<Refusal>),
     /// SUBACK with one result per filter (`true`: granted at QoS 1).
@@ -100,6 +125,21 @@ pub enum Outbound {
     /// DISCONNECT with a version 5 reason (version 3.1.1 just closes).
     Disconnect(v5::DisconnectReasonCode),
 }
+
+/// An accepted CONNECT.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Accepted {
+    /// The client id the hub assigned (the client sent an empty one).
+    pub assigned_client_id: Option<String>,
+    /// The hub resumed a session of this client.
+    pub session_present: bool,
+    /// Version 5: the session expiry the hub grants, when it is less than the client asked.
+    pub session_expiry: Option<u32>,
+}
+
+/// Largest payload of a message the hub sends (the rest of [`MAX_PACKET`] holds the topic and
+/// properties).
+pub const MAX_OUTBOUND_PAYLOAD: usize = 64 * 1024;
 
 /// Why a CONNECT was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,20 +220,24 @@ fn from_v4(packet: v4::Packet) -> Inbound {
         v4::Packet::Connect(connect) => Inbound::Connect {
             client_id: connect.client_id,
             keep_alive: connect.keep_alive,
+            clean_start: connect.clean_session,
+            session_expiry: None,
         },
         v4::Packet::Publish(publish) => Inbound::Publish {
             topic: publish.topic,
             qos: qos_number(publish.qos),
             pkid: publish.pkid,
             payload: publish.payload,
+            content_type: None,
         },
+        v4::Packet::PubAck(ack) => Inbound::PubAck { pkid: ack.pkid },
         v4::Packet::Subscribe(subscribe) => Inbound::Subscribe {
             pkid: subscribe.pkid,
             filters: subscribe.filters.into_iter().map(|f| f.path).collect(),
         },
         v4::Packet::Unsubscribe(unsubscribe) => Inbound::Unsubscribe {
             pkid: unsubscribe.pkid,
-            count: unsubscribe.topics.len(),
+            filters: unsubscribe.topics,
         },
         v4::Packet::PingReq => Inbound::PingReq,
         v4::Packet::Disconnect => Inbound::Disconnect,
@@ -206,6 +250,14 @@ fn from_v5(packet: v5::Packet) -> Inbound {
         v5::Packet::Connect(connect, _, _) => Inbound::Connect {
             client_id: connect.client_id,
             keep_alive: connect.keep_alive,
+            clean_start: connect.clean_start,
+            // Absent means 0: the session ends with the connection (MQTT 5.0 §3.1.2.11.2).
+            session_expiry: Some(
+                connect
+                    .properties
+                    .and_then(|p| p.session_expiry_interval)
+                    .unwrap_or(0),
+            ),
         },
         v5::Packet::Publish(publish) => Inbound::Publish {
             // A topic that is not UTF-8 can match no allowed topic; it is refused there.
@@ -217,14 +269,16 @@ fn from_v5(packet: v5::Packet) -> Inbound {
             },
             pkid: publish.pkid,
             payload: publish.payload,
+            content_type: publish.properties.and_then(|p| p.content_type),
         },
+        v5::Packet::PubAck(ack) => Inbound::PubAck { pkid: ack.pkid },
         v5::Packet::Subscribe(subscribe) => Inbound::Subscribe {
             pkid: subscribe.pkid,
             filters: subscribe.filters.into_iter().map(|f| f.path).collect(),
         },
         v5::Packet::Unsubscribe(unsubscribe) => Inbound::Unsubscribe {
             pkid: unsubscribe.pkid,
-            count: unsubscribe.filters.len(),
+            filters: unsubscribe.filters,
         },
         v5::Packet::PingReq(_) => Inbound::PingReq,
         v5::Packet::Disconnect(_) => Inbound::Disconnect,
@@ -242,8 +296,25 @@ pub fn write(version: Version, answer: &Outbound, out: &mut BytesMut) -> Option<
 
 fn write_v4(answer: &Outbound, out: &mut BytesMut) -> Option<()> {
     let packet = match answer {
-        Outbound::ConnAck(Ok(_)) => {
-            v4::Packet::ConnAck(v4::ConnAck::new(v4::ConnectReturnCode::Success, false))
+        Outbound::ConnAck(Ok(accepted)) => v4::Packet::ConnAck(v4::ConnAck::new(
+            v4::ConnectReturnCode::Success,
+            accepted.session_present,
+        )),
+        Outbound::Publish {
+            topic,
+            pkid,
+            payload,
+            dup,
+            ..
+        } => {
+            let mut publish = v4::Publish::new(
+                topic.as_str(),
+                rumqttc::mqttbytes::QoS::AtLeastOnce,
+                payload.to_vec(),
+            );
+            publish.pkid = *pkid;
+            publish.dup = *dup;
+            v4::Packet::Publish(publish)
         }
         Outbound::ConnAck(Err(ConnectRefusal::ClientIdNotValid)) => {
             v4::Packet::ConnAck(v4::ConnAck::new(v4::ConnectReturnCode::BadClientId, false))
@@ -277,22 +348,24 @@ fn write_v5(answer: &Outbound, out: &mut BytesMut) -> Option<()> {
     let max = u32::try_from(MAX_PACKET).unwrap_or(u32::MAX);
     let packet = match answer {
         Outbound::ConnAck(result) => {
-            let (code, assigned) = match result {
-                Ok(assigned) => (v5::ConnectReturnCode::Success, assigned.clone()),
-                Err(ConnectRefusal::ClientIdNotValid) => {
-                    (v5::ConnectReturnCode::ClientIdentifierNotValid, None)
-                }
-                Err(ConnectRefusal::UnsupportedVersion) => {
-                    (v5::ConnectReturnCode::UnsupportedProtocolVersion, None)
-                }
+            let (code, accepted) = match result {
+                Ok(accepted) => (v5::ConnectReturnCode::Success, accepted.clone()),
+                Err(ConnectRefusal::ClientIdNotValid) => (
+                    v5::ConnectReturnCode::ClientIdentifierNotValid,
+                    Accepted::default(),
+                ),
+                Err(ConnectRefusal::UnsupportedVersion) => (
+                    v5::ConnectReturnCode::UnsupportedProtocolVersion,
+                    Accepted::default(),
+                ),
             };
             let properties = v5::ConnAckProperties {
-                session_expiry_interval: None,
+                session_expiry_interval: accepted.session_expiry,
                 receive_max: Some(RECEIVE_MAXIMUM),
                 max_qos: Some(1),
                 retain_available: Some(0),
                 max_packet_size: Some(max),
-                assigned_client_identifier: assigned,
+                assigned_client_identifier: accepted.assigned_client_id,
                 topic_alias_max: None,
                 reason_string: None,
                 user_properties: Vec::new(),
@@ -306,10 +379,27 @@ fn write_v5(answer: &Outbound, out: &mut BytesMut) -> Option<()> {
                 authentication_data: None,
             };
             v5::Packet::ConnAck(v5::ConnAck {
-                session_present: false,
+                session_present: accepted.session_present,
                 code,
                 properties: Some(properties),
             })
+        }
+        Outbound::Publish {
+            topic,
+            pkid,
+            payload,
+            dup,
+            expires_in,
+        } => {
+            let mut publish =
+                v5::Publish::new(topic.as_str(), V5QoS::AtLeastOnce, payload.clone(), None);
+            publish.pkid = *pkid;
+            publish.dup = *dup;
+            publish.properties = Some(v5::PublishProperties {
+                message_expiry_interval: Some(*expires_in),
+                ..Default::default()
+            });
+            v5::Packet::Publish(publish)
         }
         Outbound::PubAck(pkid, refusal) => v5::Packet::PubAck(v5::PubAck {
             pkid: *pkid,

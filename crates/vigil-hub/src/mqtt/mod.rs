@@ -19,9 +19,13 @@
 //! PUBACKs leave in the order the publications arrived. Decoding, validation and the sequence
 //! check run in arrival order ([`Ingest::prepare_json`]); only the commit runs concurrently.
 //!
-//! Not yet: persistent sessions and queued commands (commands do not exist yet).
+//! Sessions persist (3.1.1 Clean Session 0, or a version 5 Session Expiry Interval, capped at
+//! [`delivery::MAX_SESSION_EXPIRY`]): a device reconnecting finds its subscriptions, and the
+//! messages queued for it in the [`Outbox`] while it was away are sent at QoS 1 as soon as it
+//! is subscribed, each until it expires ([`delivery`]).
 
 pub mod codec;
+pub mod delivery;
 pub mod sessions;
 
 use std::collections::VecDeque;
@@ -42,6 +46,7 @@ use crate::audit::{Auditor, entry};
 use crate::https::HANDSHAKE_TIMEOUT;
 use crate::ingest::{Ingest, IngestError};
 use crate::listener::accept_loop;
+use crate::outbox::{Outbox, blocking};
 use crate::throttle::Admission;
 use codec::{ConnectRefusal, Inbound, Outbound, ReadError, Refusal, Version};
 
@@ -55,6 +60,7 @@ pub async fn serve(
     listener: TcpListener,
     tls: Arc<ServerConfig>,
     ingest: Ingest,
+    outbox: Outbox,
     auditor: Auditor,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -63,6 +69,7 @@ pub async fn serve(
     accept_loop(listener, shutdown, |tcp, address| {
         let session = Session {
             ingest: ingest.clone(),
+            outbox: outbox.clone(),
             auditor: auditor.clone(),
             sessions: Arc::clone(&sessions),
             address,
@@ -74,6 +81,7 @@ pub async fn serve(
 
 struct Session {
     ingest: Ingest,
+    outbox: Outbox,
     auditor: Auditor,
     sessions: Arc<sessions::Sessions>,
     address: SocketAddr,
@@ -143,21 +151,24 @@ impl Session {
                 }
                 Ok(None) | Err(_) => return,
             };
-        let (client_id, keep_alive) = match codec::read(version, &mut buffer) {
-            Ok(Inbound::Connect {
-                client_id,
-                keep_alive,
-            }) => (client_id, keep_alive),
-            _ => {
-                let _ = send(
-                    &mut writer,
-                    version,
-                    &Outbound::Disconnect(DisconnectReasonCode::MalformedPacket),
-                )
-                .await;
-                return;
-            }
-        };
+        let (client_id, keep_alive, clean_start, asked_expiry) =
+            match codec::read(version, &mut buffer) {
+                Ok(Inbound::Connect {
+                    client_id,
+                    keep_alive,
+                    clean_start,
+                    session_expiry,
+                }) => (client_id, keep_alive, clean_start, session_expiry),
+                _ => {
+                    let _ = send(
+                        &mut writer,
+                        version,
+                        &Outbound::Disconnect(DisconnectReasonCode::MalformedPacket),
+                    )
+                    .await;
+                    return;
+                }
+            };
         let assigned = if client_id.is_empty() {
             Some(device.to_string())
         } else if client_id == device.as_str() {
@@ -177,7 +188,28 @@ impl Session {
             .await;
             return;
         };
-        if send(&mut writer, version, &Outbound::ConnAck(Ok(assigned)))
+        let expiry = delivery::granted_expiry(clean_start, asked_expiry);
+        let resumed = match self.resume(&device, clean_start).await {
+            Ok(resumed) => resumed,
+            Err(error) => {
+                tracing::error!(device = %device, %error, "MQTT session state could not be read");
+                let _ = send(
+                    &mut writer,
+                    version,
+                    &Outbound::Disconnect(DisconnectReasonCode::UnspecifiedError),
+                )
+                .await;
+                return;
+            }
+        };
+        let accepted = codec::Accepted {
+            assigned_client_id: assigned,
+            session_present: resumed.is_some(),
+            session_expiry: asked_expiry
+                .filter(|asked| *asked != expiry)
+                .map(|_| expiry),
+        };
+        if send(&mut writer, version, &Outbound::ConnAck(Ok(accepted)))
             .await
             .is_err()
         {
@@ -196,17 +228,23 @@ impl Session {
             Duration::from_millis(u64::from(keep_alive) * 1500)
         };
 
-        let end = self
-            .packets(
-                &device,
-                version,
-                idle,
-                (&mut reader, &mut writer),
-                &mut buffer,
-                &mut taken_over,
-            )
-            .await;
+        let mut delivery = delivery::Delivery::resume(resumed.as_ref());
+        let signal = self.outbox.signal(&device);
+        signal.notify_one(); // messages may have queued while the device was away
+        let link = Link {
+            version,
+            idle,
+            reader: &mut reader,
+            writer: &mut writer,
+            buffer: &mut buffer,
+            taken_over: &mut taken_over,
+            signal: &signal,
+        };
+        let end = self.packets(&device, link, (&mut delivery, expiry)).await;
+        drop(signal);
+        self.outbox.release(&device);
         self.sessions.unregister(&device, connection_id);
+        self.keep_session(&device, &delivery, expiry).await;
         if let End::Refuse(reason) = end {
             let _ = send(&mut writer, version, &Outbound::Disconnect(reason)).await;
         }
@@ -217,16 +255,22 @@ impl Session {
     async fn packets<R, W>(
         &self,
         device: &DeviceId,
-        version: Version,
-        idle: Duration,
-        (reader, writer): (&mut R, &mut W),
-        buffer: &mut BytesMut,
-        taken_over: &mut tokio::sync::oneshot::Receiver<()>,
+        link: Link<'_, R, W>,
+        (delivery, expiry): (&mut delivery::Delivery, u32),
     ) -> End
     where
         R: AsyncRead + Unpin,
         W: tokio::io::AsyncWrite + Unpin,
     {
+        let Link {
+            version,
+            idle,
+            reader,
+            writer,
+            buffer,
+            taken_over,
+            signal,
+        } = link;
         let topics = Topics::of(device);
         // Publications being committed, oldest first: several commit at once, and their
         // acknowledgements leave in the order the publications arrived (MQTT requires it).
@@ -239,11 +283,24 @@ impl Session {
                 Some(head) => tokio::select! {
                     biased;
                     outcome = head.outcome() => Step::Done(outcome),
+                    () = signal.notified() => Step::Queued,
                     packet = next_packet(version, reader, buffer, idle, taken_over) => Step::Packet(packet),
                 },
-                None => Step::Packet(next_packet(version, reader, buffer, idle, taken_over).await),
+                None => tokio::select! {
+                    () = signal.notified() => Step::Queued,
+                    packet = next_packet(version, reader, buffer, idle, taken_over) => Step::Packet(packet),
+                },
             };
             let packet = match step {
+                Step::Queued => {
+                    if let Err(end) = self
+                        .deliver(device, &topics, delivery, writer, version)
+                        .await
+                    {
+                        return end;
+                    }
+                    continue;
+                }
                 Step::Done(outcome) => {
                     if let Some(done) = pending.pop_front()
                         && let Err(end) = acknowledge(writer, version, done.pkid, outcome).await
@@ -279,6 +336,7 @@ impl Session {
                     qos,
                     pkid,
                     payload,
+                    content_type: _,
                 } => {
                     if qos > 1 {
                         return End::Refuse(DisconnectReasonCode::QoSNotSupported);
@@ -317,11 +375,13 @@ impl Session {
                     continue;
                 }
                 Inbound::Subscribe { pkid, filters } => {
-                    let granted = filters
+                    let granted: Vec<bool> = filters
                         .iter()
                         .map(|filter| {
-                            let ok = *filter == topics.commands || *filter == topics.firmware;
-                            if !ok {
+                            let channel = topics.channel(filter);
+                            if let Some(channel) = channel {
+                                delivery.set(channel, true);
+                            } else {
                                 self.denied(
                                     &format!("device {device}"),
                                     ResourceKind::Topic,
@@ -329,12 +389,46 @@ impl Session {
                                     "subscription outside the device's topics",
                                 );
                             }
-                            ok
+                            channel.is_some()
                         })
                         .collect();
-                    Outbound::SubAck(pkid, granted)
+                    if send(writer, version, &Outbound::SubAck(pkid, granted))
+                        .await
+                        .is_err()
+                    {
+                        return End::Quiet;
+                    }
+                    self.save_subscriptions(device, delivery, expiry).await;
+                    // Now subscribed: what waits for the device may go.
+                    if let Err(end) = self
+                        .deliver(device, &topics, delivery, writer, version)
+                        .await
+                    {
+                        return end;
+                    }
+                    continue;
                 }
-                Inbound::Unsubscribe { pkid, count } => Outbound::UnsubAck(pkid, count),
+                Inbound::Unsubscribe { pkid, filters } => {
+                    for channel in filters.iter().filter_map(|f| topics.channel(f)) {
+                        delivery.set(channel, false);
+                    }
+                    self.save_subscriptions(device, delivery, expiry).await;
+                    Outbound::UnsubAck(pkid, filters.len())
+                }
+                Inbound::PubAck { pkid } => {
+                    if let Some(message) = delivery.acknowledged(pkid) {
+                        if let Err(error) = self.outbox.delivered(device, message).await {
+                            tracing::error!(device = %device, %error, "delivery could not be recorded");
+                        }
+                        if let Err(end) = self
+                            .deliver(device, &topics, delivery, writer, version)
+                            .await
+                        {
+                            return end;
+                        }
+                    }
+                    continue;
+                }
                 Inbound::PingReq => Outbound::PingResp,
                 Inbound::Disconnect => return End::Quiet,
                 Inbound::Connect { .. } | Inbound::Unexpected => {
@@ -344,6 +438,80 @@ impl Session {
             if send(writer, version, &answer).await.is_err() {
                 return End::Quiet;
             }
+        }
+    }
+
+    /// Sends the next queued message, if one is due and nothing is in flight.
+    async fn deliver<W: tokio::io::AsyncWrite + Unpin>(
+        &self,
+        device: &DeviceId,
+        topics: &Topics,
+        delivery: &mut delivery::Delivery,
+        writer: &mut W,
+        version: Version,
+    ) -> Result<(), End> {
+        let Some(publish) = delivery
+            .next(&self.outbox, device, |channel| topics.of_channel(channel))
+            .await
+        else {
+            return Ok(());
+        };
+        send(writer, version, &publish)
+            .await
+            .map_err(|_| End::Quiet)
+    }
+
+    /// The stored session to resume, after a clean start discards it.
+    async fn resume(
+        &self,
+        device: &DeviceId,
+        clean_start: bool,
+    ) -> Result<Option<vigil_store::SessionRecord>, vigil_store::StoreError> {
+        let store = std::sync::Arc::clone(self.outbox.store());
+        let device = device.clone();
+        blocking(move || {
+            if clean_start {
+                store.end_session(&device)?;
+                return Ok(None);
+            }
+            store.session(&device, vigil_model::Timestamp::now())
+        })
+        .await
+    }
+
+    /// Stores the subscriptions of a session that outlives its connection.
+    async fn save_subscriptions(
+        &self,
+        device: &DeviceId,
+        delivery: &delivery::Delivery,
+        expiry: u32,
+    ) {
+        if expiry == 0 {
+            return;
+        }
+        let store = std::sync::Arc::clone(self.outbox.store());
+        let device = device.clone();
+        let record = delivery.record(expiry, None);
+        if let Err(error) = blocking(move || store.save_session(&device, &record)).await {
+            tracing::error!(%error, "MQTT session could not be saved");
+        }
+    }
+
+    /// When the connection ends: keeps the session for its expiry, or forgets it.
+    async fn keep_session(&self, device: &DeviceId, delivery: &delivery::Delivery, expiry: u32) {
+        let store = std::sync::Arc::clone(self.outbox.store());
+        let device = device.clone();
+        let record = delivery.record(expiry, Some(vigil_model::Timestamp::now()));
+        let kept = blocking(move || {
+            if expiry == 0 {
+                store.end_session(&device)
+            } else {
+                store.save_session(&device, &record)
+            }
+        })
+        .await;
+        if let Err(error) = kept {
+            tracing::error!(%error, "MQTT session could not be saved");
         }
     }
 
@@ -412,6 +580,21 @@ impl Session {
     }
 }
 
+/// An open connection as the packet loop uses it.
+struct Link<'a, R, W> {
+    version: Version,
+    /// Nothing received for this long ends the connection (1.5 × keep-alive).
+    idle: Duration,
+    reader: &'a mut R,
+    writer: &'a mut W,
+    /// Bytes read but not yet decoded.
+    buffer: &'a mut BytesMut,
+    /// Completes when a newer connection of the device takes over.
+    taken_over: &'a mut tokio::sync::oneshot::Receiver<()>,
+    /// Wakes when a message is queued for the device.
+    signal: &'a tokio::sync::Notify,
+}
+
 /// What ends reading.
 enum ReadEnd {
     /// The client closed the connection.
@@ -429,6 +612,8 @@ enum ReadEnd {
 /// The next thing to do: acknowledge the oldest publication, or handle a packet.
 enum Step {
     Done(Result<(), Refusal>),
+    /// A message was queued for the device.
+    Queued,
     Packet(Result<Inbound, ReadEnd>),
 }
 
@@ -523,6 +708,24 @@ struct Topics {
 }
 
 impl Topics {
+    /// The channel a subscription filter names, if it is one of the device's.
+    fn channel(&self, filter: &str) -> Option<vigil_store::Channel> {
+        if filter == self.commands {
+            Some(vigil_store::Channel::Commands)
+        } else if filter == self.firmware {
+            Some(vigil_store::Channel::Firmware)
+        } else {
+            None
+        }
+    }
+
+    fn of_channel(&self, channel: vigil_store::Channel) -> String {
+        match channel {
+            vigil_store::Channel::Commands => self.commands.clone(),
+            vigil_store::Channel::Firmware => self.firmware.clone(),
+        }
+    }
+
     fn of(device: &DeviceId) -> Topics {
         let base = format!("vigil/v1/d/{device}");
         Topics {

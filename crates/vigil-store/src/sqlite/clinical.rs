@@ -457,6 +457,8 @@ impl ClinicalStore for SqliteStore {
             "UPDATE device_assignments SET to_time = ?2 WHERE patient_id = ?1 AND to_time IS NULL",
             params![id.as_str(), millis(now)],
         )?;
+        // Their devices' queued messages could no longer be opened: remove them.
+        tx.execute("DELETE FROM outbox WHERE patient_id = ?1", [id.as_str()])?;
         tx.commit()?;
         self.sealer.forget(id);
         // The write-ahead log still holds the page as it was, key included, until a checkpoint

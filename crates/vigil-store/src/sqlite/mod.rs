@@ -12,6 +12,7 @@
 mod audit_log;
 mod clinical;
 mod committer;
+mod outbox;
 mod people;
 mod registry;
 pub mod verify;
@@ -35,8 +36,9 @@ use committer::Committer;
 /// The database file's name inside the data directory.
 pub const DATABASE_FILE: &str = "vigil.db";
 
-const SCHEMA_VERSION: i64 = 1;
-const SCHEMA: &str = include_str!("schema.sql");
+/// The schema, one script per version: a database at version `n` runs the scripts after `n`.
+const MIGRATIONS: &[&str] = &[include_str!("schema.sql"), include_str!("schema_2.sql")];
+const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// The SQLite store.
 pub struct SqliteStore {
@@ -119,10 +121,14 @@ fn migrate(connection: &Connection) -> Result<(), StoreError> {
             supported: SCHEMA_VERSION,
         });
     }
-    if version == 0 {
-        connection.execute_batch(&format!(
-            "BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-        ))?;
+    for (done, script) in MIGRATIONS.iter().enumerate() {
+        let next = i64::try_from(done + 1).unwrap_or(i64::MAX);
+        if version < next {
+            // user_version changes inside the transaction: a crash leaves the old version.
+            connection.execute_batch(&format!(
+                "BEGIN IMMEDIATE; {script} PRAGMA user_version = {next}; COMMIT;"
+            ))?;
+        }
     }
     Ok(())
 }

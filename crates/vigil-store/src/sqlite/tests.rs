@@ -278,3 +278,29 @@ fn a_newer_schema_is_refused() {
         Err(StoreError::SchemaTooNew { found: 99, .. })
     ));
 }
+
+#[test]
+fn a_database_of_an_older_schema_is_brought_up_to_date() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(DATABASE_FILE);
+    let connection = Connection::open(&path).unwrap();
+    connection
+        .execute_batch(&format!("{} PRAGMA user_version = 1;", MIGRATIONS[0]))
+        .unwrap();
+    drop(connection);
+    let store = SqliteStore::open(dir.path(), keys(dir.path())).unwrap();
+    let version: i64 = store
+        .connection()
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+    let tables: i64 = store
+        .connection()
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE name IN ('outbox', 'mqtt_sessions')",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(tables, 2);
+}
