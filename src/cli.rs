@@ -231,6 +231,10 @@ pub(crate) struct BenchIngestArgs {
     /// QoS 1 publications each device keeps unacknowledged (1 to 32).
     #[arg(long, default_value_t = 1)]
     pub(crate) in_flight: usize,
+    /// Messages per second each device sends, on a schedule (open loop; latency counts from
+    /// when a message was due). Without it, each device sends as fast as it is acknowledged.
+    #[arg(long, value_name = "PER_SECOND")]
+    pub(crate) rate: Option<f64>,
     /// Measure another MQTT server at HOST:PORT instead of an embedded hub (every connection
     /// uses the same certificate, with client ids bench-00000, bench-00001, …).
     #[arg(long, value_name = "HOST:PORT", requires_all = ["ca", "cert", "key"])]

@@ -54,6 +54,11 @@ pub const KEYS: &[KeySpec] = &[
         default: "\"0.0.0.0:8883\"",
     },
     KeySpec {
+        path: "hub.max_connections",
+        env: "VIGIL_HUB_MAX_CONNECTIONS",
+        default: "16384",
+    },
+    KeySpec {
         path: "ingest.max_clock_skew_seconds",
         env: "VIGIL_INGEST_MAX_CLOCK_SKEW_SECONDS",
         default: "300",
@@ -102,6 +107,7 @@ pub(crate) fn build(raw: &BTreeMap<&'static str, Raw>) -> Result<Config, ConfigE
     let hostnames = hostnames(raw, "hub.hostnames")?;
     let https_listen = socket_addr(raw, "hub.https_listen")?;
     let mqtt_listen = socket_addr(raw, "hub.mqtt_listen")?;
+    let max_connections = integer(raw, "hub.max_connections", 1..=1_000_000)?;
     let max_clock_skew_seconds = integer(raw, "ingest.max_clock_skew_seconds", 1..=86_400)?;
     let messages_per_second = integer(raw, "ingest.messages_per_second", 1..=10_000)?;
     let burst = integer(raw, "ingest.burst", 1..=100_000)?;
@@ -114,6 +120,7 @@ pub(crate) fn build(raw: &BTreeMap<&'static str, Raw>) -> Result<Config, ConfigE
             hostnames,
             https_listen,
             mqtt_listen,
+            max_connections: u32::try_from(max_connections).unwrap_or(16_384),
         },
         ingest: IngestConfig {
             max_clock_skew_seconds: u32::try_from(max_clock_skew_seconds).unwrap_or(300),

@@ -66,6 +66,8 @@ pub struct HubConfig {
     pub https_listen: std::net::SocketAddr,
     /// Where the MQTT-over-TLS listener binds.
     pub mqtt_listen: std::net::SocketAddr,
+    /// Connections each listener serves at once; more are closed on arrival.
+    pub max_connections: u32,
 }
 
 impl HubConfig {

@@ -47,10 +47,11 @@ pub async fn serve(
     tls: Arc<ServerConfig>,
     app: Router,
     auditor: Auditor,
+    max_connections: usize,
     shutdown: impl Future<Output = ()>,
 ) {
     let acceptor = TlsAcceptor::from(tls);
-    accept_loop(listener, shutdown, |tcp, address| {
+    accept_loop(listener, max_connections, shutdown, |tcp, address| {
         serve_connection(acceptor.clone(), tcp, address, app.clone(), auditor.clone())
     })
     .await;

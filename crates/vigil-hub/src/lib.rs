@@ -204,6 +204,7 @@ impl Hub {
         tracing::info!(%mqtt, "MQTT listener ready (3.1.1 and 5.0, client certificates required)");
 
         let (stop, stopped) = oneshot::channel::<()>();
+        let max_connections = usize::try_from(self.config.hub.max_connections).unwrap_or(16_384);
         let ingest = ingest::Ingest::new(
             Arc::clone(registry.store()),
             self.config.ingest.max_clock_skew_seconds,
@@ -224,6 +225,7 @@ impl Hub {
             ingest,
             outbox.clone(),
             registry.auditor().clone(),
+            max_connections,
             async {
                 let _ = mqtt_stopped.await;
             },
@@ -238,7 +240,7 @@ impl Hub {
         let checkpointer = self.checkpointer;
         let checkpoints = tokio::spawn(sign_checkpoints(checkpointer.clone()));
         let server = tokio::spawn(async move {
-            https::serve(listener, https_tls, app, auditor, async {
+            https::serve(listener, https_tls, app, auditor, max_connections, async {
                 let _ = stopped.await;
             })
             .await;

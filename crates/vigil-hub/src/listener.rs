@@ -10,17 +10,18 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
-/// Connections served at once per listener; more are closed on arrival.
-pub const MAX_CONNECTIONS: usize = 4096;
-
 /// Accepts connections on `listener` until `shutdown` completes, running `handle` for each in
-/// its own task.
-pub async fn accept_loop<H, F>(listener: TcpListener, shutdown: impl Future<Output = ()>, handle: H)
-where
+/// its own task, at most `limit` at once (more are closed on arrival).
+pub async fn accept_loop<H, F>(
+    listener: TcpListener,
+    limit: usize,
+    shutdown: impl Future<Output = ()>,
+    handle: H,
+) where
     H: Fn(TcpStream, SocketAddr) -> F,
     F: Future<Output = ()> + Send + 'static,
 {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let slots = Arc::new(Semaphore::new(limit));
     tokio::pin!(shutdown);
     loop {
         let (tcp, address) = tokio::select! {

@@ -403,3 +403,34 @@ async fn a_second_connection_with_the_same_certificate_takes_over_and_is_alerted
     );
     hub.running.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_the_limit_are_closed_on_arrival() {
+    use tokio::io::AsyncReadExt;
+    let hub = start_with(&[("VIGIL_HUB_MAX_CONNECTIONS", "2")]).await;
+    // Two connections that never finish a handshake hold both places.
+    let _first = tokio::net::TcpStream::connect(hub.running.mqtt)
+        .await
+        .unwrap();
+    let _second = tokio::net::TcpStream::connect(hub.running.mqtt)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut third = tokio::net::TcpStream::connect(hub.running.mqtt)
+        .await
+        .unwrap();
+    let mut byte = [0u8; 1];
+    let read = tokio::time::timeout(Duration::from_secs(5), third.read(&mut byte))
+        .await
+        .expect("the hub closes the connection at once");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    // The places held are not closed.
+    let mut held = _first;
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), held.read(&mut byte))
+            .await
+            .is_err(),
+        "a connection within the limit stays open"
+    );
+    hub.running.stop().await;
+}

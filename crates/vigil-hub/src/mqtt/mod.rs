@@ -62,11 +62,12 @@ pub async fn serve(
     ingest: Ingest,
     outbox: Outbox,
     auditor: Auditor,
+    max_connections: usize,
     shutdown: impl Future<Output = ()>,
 ) {
     let acceptor = TlsAcceptor::from(tls);
     let sessions = Arc::new(sessions::Sessions::default());
-    accept_loop(listener, shutdown, |tcp, address| {
+    accept_loop(listener, max_connections, shutdown, |tcp, address| {
         let session = Session {
             ingest: ingest.clone(),
             outbox: outbox.clone(),
@@ -244,7 +245,10 @@ impl Session {
         drop(signal);
         self.outbox.release(&device);
         self.sessions.unregister(&device, connection_id);
-        self.keep_session(&device, &delivery, expiry).await;
+        // A session that ends with its connection and left nothing stored needs no write.
+        if expiry > 0 || resumed.is_some() {
+            self.keep_session(&device, &delivery, expiry).await;
+        }
         if let End::Refuse(reason) = end {
             let _ = send(&mut writer, version, &Outbound::Disconnect(reason)).await;
         }
@@ -461,7 +465,8 @@ impl Session {
             .map_err(|_| End::Quiet)
     }
 
-    /// The stored session to resume, after a clean start discards it.
+    /// The stored session to resume; a clean start discards it (a write only when a session
+    /// was stored).
     async fn resume(
         &self,
         device: &DeviceId,
@@ -470,11 +475,12 @@ impl Session {
         let store = std::sync::Arc::clone(self.outbox.store());
         let device = device.clone();
         blocking(move || {
-            if clean_start {
+            let stored = store.session(&device, vigil_model::Timestamp::now())?;
+            if clean_start && stored.is_some() {
                 store.end_session(&device)?;
                 return Ok(None);
             }
-            store.session(&device, vigil_model::Timestamp::now())
+            Ok(stored)
         })
         .await
     }

@@ -16,6 +16,7 @@ mod outbox;
 mod people;
 mod registry;
 pub mod verify;
+mod wal;
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
@@ -45,6 +46,7 @@ pub struct SqliteStore {
     connection: Mutex<Connection>,
     sealer: Arc<Sealer>,
     committer: Committer,
+    _checkpointer: wal::Checkpointer,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -81,16 +83,20 @@ impl SqliteStore {
             })?;
         let connection = connect(&path)?;
         migrate(&connection)?;
+        wal::leave_checkpoints_to_the_checkpointer(&connection)?;
         let sealer = Arc::new(Sealer::new(keys));
         let writer = connect(&path)?;
         // The committer writes most of the data: give it a page cache that holds the indexes'
         // hot pages (64 MiB; SQLite's default is 2 MiB).
         writer.pragma_update(None, "cache_size", -65_536)?;
+        wal::leave_checkpoints_to_the_checkpointer(&writer)?;
         let committer = Committer::start(writer, settings)?;
+        let checkpointer = wal::Checkpointer::start(&path)?;
         Ok(SqliteStore {
             connection: Mutex::new(connection),
             sealer,
             committer,
+            _checkpointer: checkpointer,
         })
     }
 
