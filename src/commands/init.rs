@@ -19,6 +19,29 @@ const DATA_DIR_MODE: u32 = 0o700;
 const CONFIG_MODE: u32 = 0o600;
 
 pub(crate) fn run(log: &LogArgs, data_dir: &Path) -> anyhow::Result<ExitCode> {
+    let config = prepare(data_dir)?;
+    logging::init(log, config.log.level, config.log.format)?;
+    create(data_dir, &config)?;
+    let config_path = data_dir.join(CONFIG_FILE);
+    tracing::info!(data_dir = %data_dir.display(), "data directory initialised");
+    let pki = vigil_pki::PkiDir::new(data_dir);
+    println!("Initialised {}", data_dir.display());
+    println!("  configuration:  {}", config_path.display());
+    println!(
+        "  hospital CA:    {} (key 0600 beside it)",
+        pki.ca_cert_path().display()
+    );
+    println!("  hub TLS:        {}", pki.hub_cert_path().display());
+    println!(
+        "Next: vigil serve --data-dir {0}    and    vigil device add --data-dir {0} --id ID --class CLASS",
+        data_dir.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The configuration a new data directory will have (the default, with the environment
+/// applied), after checking that `data_dir` is not initialised already.
+pub(crate) fn prepare(data_dir: &Path) -> anyhow::Result<vigil_config::Config> {
     let config_path = data_dir.join(CONFIG_FILE);
     if config_path.exists() {
         bail!(
@@ -35,8 +58,12 @@ pub(crate) fn run(log: &LogArgs, data_dir: &Path) -> anyhow::Result<ExitCode> {
         std::env::vars(),
     )?
     .config;
-    logging::init(log, config.log.level, config.log.format)?;
+    Ok(config)
+}
 
+/// Creates the data directory: its configuration file, CA, hub certificate and database.
+pub(crate) fn create(data_dir: &Path, config: &vigil_config::Config) -> anyhow::Result<()> {
+    let config_path = data_dir.join(CONFIG_FILE);
     DirBuilder::new()
         .recursive(true)
         .mode(DATA_DIR_MODE)
@@ -56,21 +83,7 @@ pub(crate) fn run(log: &LogArgs, data_dir: &Path) -> anyhow::Result<ExitCode> {
         .and_then(|()| file.sync_all())
         .with_context(|| format!("cannot write {}", config_path.display()))?;
 
-    Hub::initialise(data_dir, &config)
+    Hub::initialise(data_dir, config)
         .with_context(|| format!("cannot initialise {}", data_dir.display()))?;
-
-    tracing::info!(data_dir = %data_dir.display(), "data directory initialised");
-    let pki = vigil_pki::PkiDir::new(data_dir);
-    println!("Initialised {}", data_dir.display());
-    println!("  configuration:  {}", config_path.display());
-    println!(
-        "  hospital CA:    {} (key 0600 beside it)",
-        pki.ca_cert_path().display()
-    );
-    println!("  hub TLS:        {}", pki.hub_cert_path().display());
-    println!(
-        "Next: vigil serve --data-dir {0}    and    vigil device add --data-dir {0} --id ID --class CLASS",
-        data_dir.display()
-    );
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }

@@ -21,7 +21,7 @@ use vigil_model::{
     Alert, AlertKind, DeviceClass, DeviceId, Evidence, Observation, Quantity, Severity, Timestamp,
 };
 use vigil_store::{DeviceStatus, Receipt, Store, StoreError};
-use vigil_wire::senml::{self, SenmlError};
+use vigil_wire::senml::{self, Encoding, SenmlError};
 
 use crate::throttle::{Admission, Throttle};
 
@@ -228,22 +228,26 @@ impl Ingest {
         admission
     }
 
-    /// Accepts a SenML JSON pack from an authenticated device; returns once it is durable.
-    pub async fn accept_json(
+    /// Accepts a SenML pack in `encoding` from an authenticated device; returns once it is
+    /// durable.
+    pub async fn accept(
         &self,
         device: &DeviceId,
+        encoding: Encoding,
         payload: &[u8],
     ) -> Result<Accepted, IngestError> {
-        let prepared = self.prepare_json(device, payload).await?;
+        let prepared = self.prepare(device, Some(encoding), payload).await?;
         self.commit(prepared).await
     }
 
     /// The ordered half of accepting a pack: check the device, decode, validate, and note the
     /// sequence number. A listener calls it in the order messages arrive, then may run several
-    /// [`Ingest::commit`]s at once and acknowledge them in that same order.
-    pub async fn prepare_json(
+    /// [`Ingest::commit`]s at once and acknowledge them in that same order. `encoding` is
+    /// what the transport declared; `None`: told from the payload's first byte.
+    pub async fn prepare(
         &self,
         device: &DeviceId,
+        encoding: Option<Encoding>,
         payload: &[u8],
     ) -> Result<Prepared, IngestError> {
         let now = Timestamp::now();
@@ -252,7 +256,10 @@ impl Ingest {
             return Err(IngestError::DeviceNotAllowed(device.clone()));
         }
         let class = context.class;
-        let pack = senml::decode_json(payload, device, now)?;
+        let pack = match encoding {
+            Some(encoding) => senml::decode_as(encoding, payload, device, now)?,
+            None => senml::decode(payload, device, now)?,
+        };
 
         let mut observations = Vec::with_capacity(pack.readings.len());
         for (record, reading) in pack.readings.into_iter().enumerate() {

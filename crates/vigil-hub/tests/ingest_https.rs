@@ -310,3 +310,54 @@ async fn every_refusal_is_a_clear_problem() {
     assert!(stored.is_empty());
     hub.running.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cbor_pack_is_accepted_as_application_senml_cbor() {
+    use vigil_wire::encode::{PackBuilder, ReadingTime};
+    let hub = start().await;
+    let identity = hub
+        .device("cgm-1", DeviceClass::ContinuousGlucoseMonitor)
+        .await;
+    hub.patient("p-cbor", "cgm-1");
+    let device = DeviceId::new("cgm-1").unwrap();
+    let mut pack = PackBuilder::new(&device, 1, Timestamp::now()).unwrap();
+    // 6.1 mmol/L: stored in mg/dL, the canonical unit.
+    let code = Quantity::GlucoseInterstitial.spec().mdc.code();
+    pack.reading(code, "mmol/L", 6.1, ReadingTime::Offset(0.0))
+        .unwrap();
+    let post = |content_type: &'static str, body: Vec<u8>| {
+        hub.client(Some(&identity))
+            .post(format!("{}/api/v1/devices/cgm-1/observations", hub.base))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    let response = post("application/senml+cbor", pack.to_cbor())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let stored = hub
+        .registry
+        .store()
+        .observations(
+            &PatientId::new("p-cbor").unwrap(),
+            Quantity::GlucoseInterstitial,
+            Timestamp::EPOCH,
+            Timestamp::from_unix_millis(4_000_000_000_000).unwrap(),
+        )
+        .unwrap();
+    assert_eq!(stored.len(), 1);
+    assert!((stored[0].value.expose() - 109.9).abs() < 0.2);
+
+    // CBOR declared as JSON, and an unknown type: refused.
+    let (status, problem) = problem_type(
+        post("application/senml+json", pack.to_cbor())
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+    let response = post("application/cbor", pack.to_cbor()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    hub.running.stop().await;
+}

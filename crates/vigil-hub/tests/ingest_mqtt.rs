@@ -434,3 +434,83 @@ async fn connections_over_the_limit_are_closed_on_arrival() {
     );
     hub.running.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cbor_pack_is_told_from_its_first_byte_and_a_wrong_content_type_is_refused() {
+    use rumqttc::v5::mqttbytes::QoS as Q5;
+    use rumqttc::v5::mqttbytes::v5::{Packet, PubAckReason, PublishProperties};
+    use vigil_model::{DeviceId, Timestamp};
+    use vigil_wire::encode::{PackBuilder, ReadingTime};
+    let hub = start().await;
+    let identity = hub.device("oxi-c", "p-c");
+    let mut options = rumqttc::v5::MqttOptions::new("oxi-c", "localhost", hub.running.mqtt.port());
+    options.set_transport(hub.tls(&identity));
+    let (client, mut events) = rumqttc::v5::AsyncClient::new(options, 10);
+    let device = DeviceId::new("oxi-c").unwrap();
+    let cbor = |seq| {
+        let mut pack = PackBuilder::new(&device, seq, Timestamp::now()).unwrap();
+        pack.reading(150_456, "%", 95.0, ReadingTime::Offset(0.0))
+            .unwrap();
+        pack.to_cbor()
+    };
+    let topic = "vigil/v1/d/oxi-c/obs";
+    client
+        .publish(topic, Q5::AtLeastOnce, false, cbor(1))
+        .await
+        .unwrap();
+    let declared = |content_type: &str| PublishProperties {
+        content_type: Some(content_type.to_owned()),
+        ..PublishProperties::default()
+    };
+    client
+        .publish_with_properties(
+            topic,
+            Q5::AtLeastOnce,
+            false,
+            cbor(2),
+            declared("application/senml+cbor"),
+        )
+        .await
+        .unwrap();
+    client
+        .publish_with_properties(
+            topic,
+            Q5::AtLeastOnce,
+            false,
+            cbor(3),
+            declared("application/senml+json"),
+        )
+        .await
+        .unwrap();
+    client
+        .publish_with_properties(
+            topic,
+            Q5::AtLeastOnce,
+            false,
+            cbor(4),
+            declared("text/plain"),
+        )
+        .await
+        .unwrap();
+    let mut reasons = Vec::new();
+    while reasons.len() < 4 {
+        let event = tokio::time::timeout(Duration::from_secs(10), events.poll())
+            .await
+            .unwrap()
+            .unwrap();
+        if let rumqttc::v5::Event::Incoming(Packet::PubAck(ack)) = event {
+            reasons.push(ack.reason);
+        }
+    }
+    assert_eq!(
+        reasons,
+        [
+            PubAckReason::Success,
+            PubAckReason::Success,
+            PubAckReason::PayloadFormatInvalid,
+            PubAckReason::PayloadFormatInvalid
+        ]
+    );
+    assert_eq!(hub.stored("p-c"), 2);
+    hub.running.stop().await;
+}

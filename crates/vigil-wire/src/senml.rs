@@ -1,5 +1,6 @@
-//! Observation packs: Vigil's profile of SenML (RFC 8428), JSON encoding
-//! (`application/senml+json`). The exact format, with examples, is in `docs/protocol.md`.
+//! Observation packs: Vigil's profile of SenML (RFC 8428), in both of its encodings, JSON
+//! (`application/senml+json`) and CBOR (`application/senml+cbor`, RFC 8428 §6). The exact
+//! format, with the same example in both encodings, is in `docs/protocol.md`.
 //!
 //! ```json
 //! [
@@ -17,27 +18,64 @@
 //! - Time: `bt + t` in seconds since the Unix epoch; values below 2^28 are relative to now
 //!   (RFC 8428 §4.5.3).
 //! - Unknown fields ending in `_` are refused (must-understand); other unknown fields are
-//!   ignored, as the RFC requires. `vs`, `vb`, `vd`, `s` and `ut` are refused: Vigil's
-//!   quantities are numeric.
+//!   ignored, as the RFC requires. `vs`, `vb`, `vd`, `s`, `ut` and `bs` are refused: Vigil's
+//!   quantities are numeric. A field twice in one record is refused: a proxy that reads the
+//!   first and a hub that reads the last would disagree about what was measured.
+//!
+//! # Two encodings, one meaning
+//!
+//! Each encoding's parser ([`decode_json`], [`decode_cbor`]) only turns syntax into raw records
+//! (label → number, text or "something else"); one semantic layer then applies base values,
+//! binds names to the device and checks the profile. Both encodings therefore accept and refuse
+//! the same packs with the same errors; only refusals of the encoding itself differ (malformed
+//! JSON is [`SenmlError::NotAPack`], malformed CBOR a [`SenmlError::Cbor`]). Refusals of the
+//! encoding, of nesting and of the record count come before the refusals of any record.
+//!
+//! [`decode`] tells the encodings apart by the first byte that is not JSON whitespace: `[` is a
+//! JSON pack, `0x80`–`0x9f` (a CBOR array) a CBOR pack. The two cannot be confused: `[` (0x5b)
+//! opens a CBOR byte string, never an array, and JSON's whitespace bytes are CBOR integers.
+//! [`Encoding::from_content_type`] reads an HTTP `Content-Type` or an MQTT v5 Content Type.
+//!
+//! # CBOR specifics
+//!
+//! - Labels are the integers of RFC 8428 Table 4 (`bn` is -2, `v` is 2, …); extension labels
+//!   (`seq_`) are text. The RFC declares the table closed, so any other integer label is refused
+//!   ([`SenmlError::UnknownLabel`]), and so is a standard field written as text
+//!   ([`SenmlError::TextLabel`]): ignoring `"u"` would silently apply the base unit instead.
+//! - Numbers may be integers or half, single or double precision floats; NaN and infinities are
+//!   refused, as JSON cannot carry them.
+//! - Tags (including RFC 8428's decimal fractions, tag 4) and indefinite-length items are
+//!   refused: a pack is at most [`MAX_PACK_BYTES`] built in memory, so a device has no reason to
+//!   stream it, and each feature left out is parser surface an attacker cannot use.
+//! - No allocation follows a declared length: lengths are checked against the bytes left before
+//!   anything is read, strings are borrowed from the input, and ignored values are skipped
+//!   without recursion, [`MAX_NESTING`] deep at most.
 //!
 //! Decoding checks syntax and SenML semantics only; whether a code is a quantity the device's
 //! class may report, and whether its unit is accepted, is the ingest pipeline's business.
+//! [`crate::encode`] writes packs in this profile.
 
 use std::fmt;
 
-use serde_json::{Map, Value};
-use vigil_model::id::DEVICE_URN_PREFIX;
 use vigil_model::{DeviceId, Timestamp};
+
+mod cbor;
+mod json;
+mod records;
+
+pub use cbor::CborError;
+pub(crate) use records::{RELATIVE_TIME_LIMIT, is_unit_code};
 
 /// Largest pack accepted, in bytes.
 pub const MAX_PACK_BYTES: usize = 64 * 1024;
 /// Most records in one pack.
 pub const MAX_RECORDS: usize = 512;
+/// Deepest nesting of arrays and maps (JSON objects), the pack's array and its records
+/// included: a field's value may hold containers `MAX_NESTING - 2` deep. Unknown fields are
+/// ignored, but a hostile one must not cost a deep recursion or stack to skip.
+pub const MAX_NESTING: usize = 16;
 /// SenML version Vigil speaks (RFC 8428 is version 10).
 pub const SENML_VERSION: i64 = 10;
-
-/// Times below this many seconds are relative to now (RFC 8428 §4.5.3).
-const RELATIVE_TIME_LIMIT: f64 = 268_435_456.0; // 2^28
 
 /// One reading from a pack, resolved: full name parsed, base values applied.
 #[derive(Debug, Clone, PartialEq)]
@@ -79,15 +117,15 @@ impl fmt::Display for Location {
     }
 }
 
-/// Why a pack is refused. Never carries a value from the pack (values may be PHI); field names
-/// and positions only.
+/// Why a pack is refused. Never carries a value from the pack (values may be PHI); field names,
+/// labels and positions only.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SenmlError {
     /// Larger than [`MAX_PACK_BYTES`].
     #[error("pack is larger than {MAX_PACK_BYTES} bytes")]
     TooLarge,
-    /// Not JSON, or not an array of objects.
-    #[error("pack is not a JSON array of SenML records")]
+    /// Not JSON, not CBOR, or not an array of records (JSON objects, CBOR maps).
+    #[error("pack is not an array of SenML records")]
     NotAPack,
     /// No records.
     #[error("pack has no records")]
@@ -95,6 +133,15 @@ pub enum SenmlError {
     /// More than [`MAX_RECORDS`].
     #[error("pack has more than {MAX_RECORDS} records")]
     TooManyRecords,
+    /// Arrays and maps nested deeper than [`MAX_NESTING`].
+    #[error("{at}: arrays and maps nest deeper than {MAX_NESTING}")]
+    TooDeep {
+        /// Where.
+        at: Location,
+    },
+    /// Not well-formed CBOR, or a CBOR feature Vigil's profile refuses.
+    #[error("pack is not acceptable CBOR: {0}")]
+    Cbor(CborError),
     /// A field has the wrong type or an impossible value.
     #[error("{at}: field {field:?} is invalid: {problem}")]
     Field {
@@ -113,6 +160,14 @@ pub enum SenmlError {
         /// Which field.
         field: &'static str,
     },
+    /// The same field twice in one record.
+    #[error("{at}: field {field:?} appears more than once")]
+    Duplicate {
+        /// Where.
+        at: Location,
+        /// Which field.
+        field: &'static str,
+    },
     /// A must-understand field (ending in `_`) that Vigil does not know, or a field Vigil's
     /// profile refuses.
     #[error("{at}: field {field:?} is not supported")]
@@ -121,6 +176,30 @@ pub enum SenmlError {
         at: Location,
         /// The field's name (names are not PHI; cut to 32 characters).
         field: String,
+    },
+    /// CBOR: a map key that is neither an integer nor a text string.
+    #[error("{at}: a CBOR label must be an integer or a text string")]
+    LabelType {
+        /// Where.
+        at: Location,
+    },
+    /// CBOR: a standard SenML field written with its name instead of its integer label.
+    #[error("{at}: field {field:?} must use its CBOR label {label}, not its name")]
+    TextLabel {
+        /// Where.
+        at: Location,
+        /// The field's name.
+        field: &'static str,
+        /// Its label in RFC 8428 Table 4.
+        label: i8,
+    },
+    /// CBOR: an integer label outside RFC 8428 Table 4, which is closed (extensions use text).
+    #[error("{at}: CBOR label {label} is not a SenML label")]
+    UnknownLabel {
+        /// Where.
+        at: Location,
+        /// The label sent.
+        label: i128,
     },
     /// The record names another device, or is not `urn:vigil:device:<id>:<code>`.
     #[error("{at}: name must be urn:vigil:device:<this device>:<MDC code>")]
@@ -138,204 +217,87 @@ pub enum SenmlError {
     },
 }
 
-/// The fields a record may carry, with their JSON types.
-const KNOWN_FIELDS: &[&str] = &["bn", "bt", "bu", "bv", "bver", "n", "u", "v", "t", "seq_"];
-/// Standard SenML fields Vigil's numeric profile refuses.
-const REFUSED_FIELDS: &[&str] = &["vs", "vb", "vd", "s", "ut", "bs"];
+/// The two encodings of a SenML pack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Encoding {
+    /// `application/senml+json` (RFC 8428 §5).
+    Json,
+    /// `application/senml+cbor` (RFC 8428 §6).
+    Cbor,
+}
 
-/// Decodes a JSON pack from `device`, received at `now`.
+impl Encoding {
+    /// The media type, as sent in `Content-Type`.
+    pub const fn content_type(self) -> &'static str {
+        match self {
+            Encoding::Json => "application/senml+json",
+            Encoding::Cbor => "application/senml+cbor",
+        }
+    }
+
+    /// The encoding a `Content-Type` (HTTP) or Content Type property (MQTT v5) names, if it
+    /// names one. Media types are case-insensitive and parameters (after `;`) are ignored.
+    pub fn from_content_type(content_type: &str) -> Option<Self> {
+        let essence = content_type
+            .split_once(';')
+            .map_or(content_type, |(essence, _)| essence)
+            .trim();
+        [Encoding::Json, Encoding::Cbor]
+            .into_iter()
+            .find(|encoding| essence.eq_ignore_ascii_case(encoding.content_type()))
+    }
+
+    /// The encoding `input` is in, judged by its first byte that is not JSON whitespace:
+    /// `[` for JSON, a CBOR array header (`0x80`–`0x9f`) for CBOR; `None` for anything else.
+    pub fn detect(input: &[u8]) -> Option<Self> {
+        let first = input
+            .iter()
+            .find(|byte| !matches!(byte, b' ' | b'\t' | b'\n' | b'\r'))?;
+        match first {
+            b'[' => Some(Encoding::Json),
+            0x80..=0x9f => Some(Encoding::Cbor),
+            _ => None,
+        }
+    }
+}
+
+/// Decodes a pack from `device`, received at `now`, in whichever encoding [`Encoding::detect`]
+/// finds (MQTT publications carry no content type before version 5).
+pub fn decode(input: &[u8], device: &DeviceId, now: Timestamp) -> Result<Pack, SenmlError> {
+    if input.len() > MAX_PACK_BYTES {
+        return Err(SenmlError::TooLarge);
+    }
+    let encoding = Encoding::detect(input).ok_or(SenmlError::NotAPack)?;
+    decode_as(encoding, input, device, now)
+}
+
+/// Decodes a pack from `device`, received at `now`, in `encoding` (named by a content type).
+pub fn decode_as(
+    encoding: Encoding,
+    input: &[u8],
+    device: &DeviceId,
+    now: Timestamp,
+) -> Result<Pack, SenmlError> {
+    match encoding {
+        Encoding::Json => decode_json(input, device, now),
+        Encoding::Cbor => decode_cbor(input, device, now),
+    }
+}
+
+/// Decodes a JSON pack (`application/senml+json`) from `device`, received at `now`.
 pub fn decode_json(input: &[u8], device: &DeviceId, now: Timestamp) -> Result<Pack, SenmlError> {
     if input.len() > MAX_PACK_BYTES {
         return Err(SenmlError::TooLarge);
     }
-    let value: Value = serde_json::from_slice(input).map_err(|_| SenmlError::NotAPack)?;
-    let Value::Array(records) = value else {
-        return Err(SenmlError::NotAPack);
-    };
-    if records.is_empty() {
-        return Err(SenmlError::Empty);
-    }
-    if records.len() > MAX_RECORDS {
-        return Err(SenmlError::TooManyRecords);
-    }
-    let prefix = format!("{DEVICE_URN_PREFIX}{device}:");
-    let mut base = Base::default();
-    let mut sequence = None;
-    let mut readings = Vec::with_capacity(records.len());
-    for (index, record) in records.iter().enumerate() {
-        let at = Location::Record(index);
-        let Value::Object(record) = record else {
-            return Err(SenmlError::NotAPack);
-        };
-        check_fields(record, at)?;
-        base.update(record, at)?;
-        if let Some(seq) = record.get("seq_") {
-            if index != 0 {
-                return Err(SenmlError::Field {
-                    at,
-                    field: "seq_",
-                    problem: "belongs in the first record only",
-                });
-            }
-            sequence = Some(seq.as_u64().ok_or(SenmlError::Field {
-                at,
-                field: "seq_",
-                problem: "must be an integer from 0 to 2^64-1",
-            })?);
-        }
-        readings.push(reading(record, at, &base, &prefix, now)?);
-    }
-    let sequence = sequence.ok_or(SenmlError::Missing {
-        at: Location::Record(0),
-        field: "seq_",
-    })?;
-    Ok(Pack { sequence, readings })
+    records::resolve(&json::parse(input)?, device, now)
 }
 
-fn check_fields(record: &Map<String, Value>, at: Location) -> Result<(), SenmlError> {
-    for field in record.keys() {
-        let known = KNOWN_FIELDS.contains(&field.as_str());
-        if REFUSED_FIELDS.contains(&field.as_str()) || (!known && field.ends_with('_')) {
-            return Err(SenmlError::Unsupported {
-                at,
-                field: field.chars().take(32).collect(),
-            });
-        }
+/// Decodes a CBOR pack (`application/senml+cbor`) from `device`, received at `now`.
+pub fn decode_cbor(input: &[u8], device: &DeviceId, now: Timestamp) -> Result<Pack, SenmlError> {
+    if input.len() > MAX_PACK_BYTES {
+        return Err(SenmlError::TooLarge);
     }
-    Ok(())
-}
-
-/// Base values in force (RFC 8428 §4.1: a base field applies until the next one replaces it).
-#[derive(Default)]
-struct Base {
-    name: String,
-    time: f64,
-    unit: Option<String>,
-    value: f64,
-}
-
-impl Base {
-    fn update(&mut self, record: &Map<String, Value>, at: Location) -> Result<(), SenmlError> {
-        if let Some(version) = record.get("bver") {
-            let version = version.as_i64().ok_or(SenmlError::Field {
-                at,
-                field: "bver",
-                problem: "must be an integer",
-            })?;
-            if version != SENML_VERSION {
-                return Err(SenmlError::Version { at, version });
-            }
-        }
-        if let Some(name) = record.get("bn") {
-            self.name = text(name, at, "bn")?.to_owned();
-        }
-        if let Some(time) = record.get("bt") {
-            self.time = number(time, at, "bt")?;
-        }
-        if let Some(unit) = record.get("bu") {
-            self.unit = Some(unit_text(unit, at, "bu")?.to_owned());
-        }
-        if let Some(value) = record.get("bv") {
-            self.value = number(value, at, "bv")?;
-        }
-        Ok(())
-    }
-}
-
-fn text<'a>(value: &'a Value, at: Location, field: &'static str) -> Result<&'a str, SenmlError> {
-    value.as_str().ok_or(SenmlError::Field {
-        at,
-        field,
-        problem: "must be a string",
-    })
-}
-
-fn unit_text<'a>(
-    value: &'a Value,
-    at: Location,
-    field: &'static str,
-) -> Result<&'a str, SenmlError> {
-    let unit = text(value, at, field)?;
-    if unit.is_empty() || unit.len() > 32 || !unit.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(SenmlError::Field {
-            at,
-            field,
-            problem: "must be a UCUM code of 1 to 32 printable ASCII characters",
-        });
-    }
-    Ok(unit)
-}
-
-fn number(value: &Value, at: Location, field: &'static str) -> Result<f64, SenmlError> {
-    value
-        .as_f64()
-        .filter(|n| n.is_finite())
-        .ok_or(SenmlError::Field {
-            at,
-            field,
-            problem: "must be a finite number",
-        })
-}
-
-fn reading(
-    record: &Map<String, Value>,
-    at: Location,
-    base: &Base,
-    prefix: &str,
-    now: Timestamp,
-) -> Result<Reading, SenmlError> {
-    let name = match record.get("n") {
-        Some(n) => format!("{}{}", base.name, text(n, at, "n")?),
-        None => base.name.clone(),
-    };
-    let code = name
-        .strip_prefix(prefix)
-        .filter(|code| {
-            !code.is_empty() && code.len() <= 10 && code.bytes().all(|b| b.is_ascii_digit())
-        })
-        .and_then(|code| code.parse::<u32>().ok())
-        .ok_or(SenmlError::Name { at })?;
-    let unit = match record.get("u") {
-        Some(u) => unit_text(u, at, "u")?.to_owned(),
-        None => base
-            .unit
-            .clone()
-            .ok_or(SenmlError::Missing { at, field: "u" })?,
-    };
-    let value = match record.get("v") {
-        Some(v) => number(v, at, "v")?,
-        None => return Err(SenmlError::Missing { at, field: "v" }),
-    } + base.value;
-    let offset = match record.get("t") {
-        Some(t) => number(t, at, "t")?,
-        None => 0.0,
-    };
-    let seconds = base.time + offset;
-    let absolute = if seconds.abs() < RELATIVE_TIME_LIMIT {
-        #[allow(clippy::cast_precision_loss)] // milliseconds since 1970 fit f64 exactly until 2255
-        let now_seconds = now.unix_millis() as f64 / 1000.0;
-        now_seconds + seconds
-    } else {
-        seconds
-    };
-    let time = Timestamp::from_unix_seconds_f64(absolute).map_err(|_| SenmlError::Field {
-        at,
-        field: "t",
-        problem: "time is out of range",
-    })?;
-    if !value.is_finite() {
-        return Err(SenmlError::Field {
-            at,
-            field: "v",
-            problem: "must be a finite number",
-        });
-    }
-    Ok(Reading {
-        code,
-        unit,
-        value: vigil_model::Phi::new(value),
-        time,
-    })
+    records::resolve(&cbor::parse(input)?, device, now)
 }
 
 #[cfg(test)]

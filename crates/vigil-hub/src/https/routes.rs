@@ -13,7 +13,7 @@ use vigil_pki::csr::MAX_CSR_BYTES;
 use vigil_store::TokenRefusal;
 
 use vigil_model::DeviceId;
-use vigil_wire::senml::MAX_PACK_BYTES;
+use vigil_wire::senml::{Encoding, MAX_PACK_BYTES};
 
 use crate::https::Peer;
 use crate::https::problem::Problem;
@@ -67,7 +67,8 @@ pub fn router(api: Api) -> Router {
 }
 
 /// `POST /api/v1/devices/{id}/observations` over mutual TLS as device `{id}`, body a SenML pack
-/// (`application/senml+json`); answers 201 once the observations are durably stored.
+/// (`application/senml+json` or `application/senml+cbor`); answers 201 once the observations
+/// are durably stored.
 async fn observations(
     State(ingest): State<Ingest>,
     Extension(peer): Extension<Peer>,
@@ -97,17 +98,20 @@ async fn observations(
                 .trim()
                 .to_ascii_lowercase()
         });
-    match content_type.as_deref() {
-        Some("application/senml+json" | "application/json") => {}
-        _ => {
-            return Err(Problem::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported-media-type",
-                "Unsupported media type",
-                "send a SenML pack as application/senml+json",
-            ));
-        }
+    let encoding = match content_type.as_deref() {
+        // Plain JSON is what a generic HTTP client sends; it is the same pack.
+        Some("application/json") => Some(Encoding::Json),
+        Some(other) => Encoding::from_content_type(other),
+        None => None,
     }
+    .ok_or_else(|| {
+        Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Unsupported media type",
+            "send a SenML pack as application/senml+json or application/senml+cbor",
+        )
+    })?;
     let body = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             Problem::new(
@@ -135,7 +139,7 @@ async fn observations(
         }
     }
     let accepted = ingest
-        .accept_json(&device, &body)
+        .accept(&device, encoding, &body)
         .await
         .map_err(ingest_problem)?;
     let receipt = serde_json::json!({

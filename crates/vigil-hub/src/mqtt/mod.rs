@@ -6,7 +6,7 @@
 //! then packets until DISCONNECT, a keep-alive timeout, or a refusal.
 //!
 //! Topics (DESIGN.md): a device publishes only to `vigil/v1/d/{id}/obs` (observations, SenML
-//! JSON), `…/evt` and `…/cmd/ack`, and subscribes only to `…/cmd` and `…/fw`, with `{id}` its
+//! JSON or CBOR), `…/evt` and `…/cmd/ack`, and subscribes only to `…/cmd` and `…/fw`, with `{id}` its
 //! own. Everything else is refused (version 5 reason code Not authorized; 3.1.1 has none and
 //! closes) and audited. A QoS 1 observation is acknowledged (PUBACK) only after the store has
 //! committed it; QoS 0 is accepted and may be lost. QoS 2 is not supported (0x9B).
@@ -17,7 +17,7 @@
 //!
 //! Up to [`codec::RECEIVE_MAXIMUM`] QoS 1 publications of a connection commit at once; their
 //! PUBACKs leave in the order the publications arrived. Decoding, validation and the sequence
-//! check run in arrival order ([`Ingest::prepare_json`]); only the commit runs concurrently.
+//! check run in arrival order ([`Ingest::prepare`]); only the commit runs concurrently.
 //!
 //! Sessions persist (3.1.1 Clean Session 0, or a version 5 Session Expiry Interval, capped at
 //! [`delivery::MAX_SESSION_EXPIRY`]): a device reconnecting finds its subscriptions, and the
@@ -41,6 +41,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use vigil_model::{Action, Actor, DeviceId, Outcome, ResourceKind};
+use vigil_wire::senml::Encoding;
 
 use crate::audit::{Auditor, entry};
 use crate::https::HANDSHAKE_TIMEOUT;
@@ -340,7 +341,7 @@ impl Session {
                     qos,
                     pkid,
                     payload,
-                    content_type: _,
+                    content_type,
                 } => {
                     if qos > 1 {
                         return End::Refuse(DisconnectReasonCode::QoSNotSupported);
@@ -360,7 +361,8 @@ impl Session {
                         }
                     }
                     let work = if topic == topics.observations {
-                        self.observations(device, &payload).await
+                        self.observations(device, content_type.as_deref(), &payload)
+                            .await
                     } else if topic == topics.events || topic == topics.command_acks {
                         Work::Ready(Ok(()))
                     } else {
@@ -523,8 +525,22 @@ impl Session {
 
     /// Checks an observation pack in arrival order and starts its commit; the work to await
     /// before acknowledging it.
-    async fn observations(&self, device: &DeviceId, payload: &[u8]) -> Work {
-        match self.ingest.prepare_json(device, payload).await {
+    async fn observations(
+        &self,
+        device: &DeviceId,
+        content_type: Option<&str>,
+        payload: &[u8],
+    ) -> Work {
+        // A version 5 Content Type, when sent, must name a SenML encoding (and the payload
+        // must then be in it); otherwise the payload's first byte tells JSON from CBOR.
+        let encoding = match content_type {
+            None => None,
+            Some(declared) => match Encoding::from_content_type(declared) {
+                Some(encoding) => Some(encoding),
+                None => return Work::Ready(Err(Refusal::PayloadInvalid)),
+            },
+        };
+        match self.ingest.prepare(device, encoding, payload).await {
             Ok(prepared) => {
                 let ingest = self.ingest.clone();
                 let device = device.clone();
