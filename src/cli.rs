@@ -66,6 +66,12 @@ pub(crate) enum Command {
     /// Measure Vigil.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// See Vigil work: an embedded hub, a simulated ward streaming vitals over mutual TLS, a
+    /// timeline of attacks, and a live summary. Ctrl-C ends it; the data directory verifies.
+    Demo(DemoArgs),
+    /// Drive a simulated fleet against a running hub (devices enrol, connect and publish; a
+    /// scenario plays attacks; the ground truth is written as JSON lines).
+    Sim(SimArgs),
     /// Print Vigil's clinical vocabulary: quantities with their MDC and LOINC codes, units and
     /// limits, or device classes with what they report, accept and the safety profiles.
     Codes(CodesArgs),
@@ -248,4 +254,52 @@ pub(crate) struct BenchIngestArgs {
     /// Client private key (PEM) (with --server).
     #[arg(long, value_name = "FILE")]
     pub(crate) key: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DemoArgs {
+    /// The data directory: created if new, reused (with a new ward) if it exists.
+    #[arg(long, env = "VIGIL_DATA_DIR", default_value = "vigil-demo")]
+    pub(crate) data_dir: PathBuf,
+    /// Simulated patients in the ward.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(3..=500))]
+    pub(crate) patients: u16,
+    /// Stop after this many seconds (default: run until Ctrl-C).
+    #[arg(long, value_name = "SECONDS")]
+    pub(crate) duration: Option<u32>,
+    /// The seed of the simulation: the same seed plays the same ward, vitals and attacks.
+    #[arg(long, default_value_t = 42)]
+    pub(crate) seed: u64,
+    /// Print the summary as plain lines every 5 s instead of redrawing it.
+    #[arg(long)]
+    pub(crate) headless: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SimArgs {
+    /// The hub's data directory, where the simulated patients and devices are registered (as
+    /// `vigil patient add` and `vigil device add` would).
+    #[arg(long, env = "VIGIL_DATA_DIR", default_value = "vigil-data")]
+    pub(crate) data_dir: PathBuf,
+    /// The hub's HTTPS address, HOST:PORT (enrolment).
+    #[arg(long, value_name = "HOST:PORT", default_value = "localhost:8443")]
+    pub(crate) hub: String,
+    /// The hub's MQTT address, HOST:PORT (default: the hub's host, port 8883).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub(crate) mqtt: Option<String>,
+    /// Simulated patients.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=5000))]
+    pub(crate) patients: u16,
+    /// How long to run, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub(crate) duration: u32,
+    /// The seed of the simulation.
+    #[arg(long, default_value_t = 42)]
+    pub(crate) seed: u64,
+    /// Attack scenario, JSON lines (see docs/simulator.md); none by default.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) scenario: Option<PathBuf>,
+    /// Where to write the ground truth (JSON lines).
+    #[arg(long, value_name = "FILE", default_value = "ground-truth.jsonl")]
+    pub(crate) truth: PathBuf,
 }

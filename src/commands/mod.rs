@@ -11,11 +11,14 @@ mod audit;
 mod bench;
 mod codes;
 mod config;
+mod demo;
 mod device;
 mod init;
 mod keys;
 mod patient;
 mod serve;
+mod sim;
+mod ward;
 
 /// Runs the parsed command line.
 pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -28,6 +31,8 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Keys(command) => keys::run(&cli.log, command),
         Command::Audit(command) => audit::run(&cli.log, command),
         Command::Bench(command) => bench::run(&cli.log, command),
+        Command::Demo(args) => demo::run(&cli.log, args),
+        Command::Sim(args) => sim::run(&cli.log, args),
         Command::Codes(args) => {
             logging::init(&cli.log, LogLevel::Warn, LogFormat::Human)?;
             codes::run(&args)

@@ -332,6 +332,13 @@ impl Link {
 
     async fn read_packet(&mut self) -> Result<Packet, LinkError> {
         loop {
+            // A DISCONNECT may have no payload (MQTT 5.0 §3.14.2.1); rumqttc's reader wants one.
+            if self.input.starts_with(&[0xE0, 0x00]) {
+                let _ = self.input.split_to(2);
+                return Ok(Packet::Disconnect(Disconnect::new(
+                    DisconnectReasonCode::NormalDisconnection,
+                )));
+            }
             match Packet::read(&mut self.input, Some(MAX_PACKET)) {
                 Ok(packet) => return Ok(packet),
                 Err(rumqttc::v5::mqttbytes::Error::InsufficientBytes(_)) => {}

@@ -180,6 +180,20 @@ pub fn read(version: Version, buffer: &mut BytesMut) -> Result<Inbound, ReadErro
             Err(v4_error) => Err(read_error_v4(&v4_error)),
         },
         Version::V5 => {
+            // MQTT 5.0 §3.14.2.1: a DISCONNECT may omit its reason code (remaining length 0)
+            // or its properties (remaining length 1); rumqttc's reader refuses both.
+            match buffer.get(..2) {
+                Some([0xE0, 0x00]) => {
+                    let _ = buffer.split_to(2);
+                    return Ok(Inbound::Disconnect);
+                }
+                Some([0xE0, 0x01]) if buffer.len() >= 3 => {
+                    let _ = buffer.split_to(3);
+                    return Ok(Inbound::Disconnect);
+                }
+                Some([0xE0, 0x01]) => return Err(ReadError::Incomplete),
+                _ => {}
+            }
             let max = u32::try_from(MAX_PACKET).unwrap_or(u32::MAX);
             match v5::Packet::read(buffer, Some(max)) {
                 Ok(packet) => Ok(from_v5(packet)),
@@ -458,5 +472,32 @@ mod tests {
         assert_eq!(connect_level(&[0x30, 0, 0]), None);
         assert_eq!(connect_level(&[]), None);
         assert_eq!(connect_level(&[0x10, 0xff, 0xff, 0xff, 0xff, 0xff]), None);
+    }
+
+    #[test]
+    fn a_version_5_disconnect_without_reason_code_is_a_normal_disconnect() {
+        // What rumqttc, paho and mosquitto send for a normal disconnection: E0 00.
+        let mut buffer = BytesMut::new();
+        v5::Packet::Disconnect(v5::Disconnect::new(
+            v5::DisconnectReasonCode::NormalDisconnection,
+        ))
+        .write(&mut buffer, None)
+        .unwrap();
+        assert_eq!(&buffer[..], &[0xE0, 0x00]);
+        buffer.extend_from_slice(&[0xC0, 0x00]); // and a PINGREQ after it
+        assert!(matches!(
+            read(Version::V5, &mut buffer),
+            Ok(Inbound::Disconnect)
+        ));
+        assert!(matches!(
+            read(Version::V5, &mut buffer),
+            Ok(Inbound::PingReq)
+        ));
+        // With a reason code it goes through the codec as before.
+        let mut buffer = BytesMut::from(&[0xE0, 0x01, 0x04][..]);
+        assert!(matches!(
+            read(Version::V5, &mut buffer),
+            Ok(Inbound::Disconnect)
+        ));
     }
 }

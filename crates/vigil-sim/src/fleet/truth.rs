@@ -1,0 +1,119 @@
+//! The ground truth of a run, as JSON lines: every clinical event and every attack, with the
+//! ward indexes, the hub's ids and the wall-clock times, so that `vigil eval` can score alerts
+//! against it.
+//!
+//! ```json
+//! {"kind":"clinical_event","event":"desaturation","patient":1,"patient_id":"sim-p-001",…}
+//! {"kind":"attack","attack":"flood","patient":1,"patient_id":"sim-p-001","device":"sim-d-003",…}
+//! ```
+
+use std::io::Write;
+
+use serde::Serialize;
+use serde_json::Value;
+use vigil_model::{DeviceClass, PatientId, Timestamp};
+
+use super::{Shared, Ticket};
+use crate::attacks::{AttackKind, PlannedAttack};
+use crate::events::GroundTruth;
+
+/// Where ground truth is written.
+pub struct TruthLog {
+    out: Box<dyn Write + Send>,
+    /// Records written.
+    pub written: usize,
+}
+
+impl std::fmt::Debug for TruthLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TruthLog")
+            .field("written", &self.written)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An attack, as written down.
+#[derive(Debug, Serialize)]
+struct AttackRecord<'a> {
+    kind: &'static str,
+    attack: AttackKind,
+    patient: usize,
+    patient_id: &'a str,
+    device: &'a str,
+    class: DeviceClass,
+    start: f64,
+    end: f64,
+    start_time: String,
+    end_time: String,
+}
+
+impl TruthLog {
+    /// Ground truth written to `out`.
+    pub fn new(out: Box<dyn Write + Send>) -> TruthLog {
+        TruthLog { out, written: 0 }
+    }
+
+    pub(super) fn clinical(
+        &mut self,
+        record: &GroundTruth,
+        patients: &[Option<PatientId>],
+        shared: &Shared,
+    ) -> std::io::Result<()> {
+        let mut value = serde_json::to_value(record).map_err(std::io::Error::other)?;
+        if let (Some(event), Value::Object(fields)) = (record.clinical_event(), &mut value) {
+            let patient_id = patients
+                .get(event.patient)
+                .and_then(Option::as_ref)
+                .map(|p| p.as_str().to_owned())
+                .unwrap_or_default();
+            fields.insert("patient_id".into(), Value::String(patient_id));
+            fields.insert(
+                "start_time".into(),
+                Value::String(rfc3339(shared.at(event.start))),
+            );
+            fields.insert(
+                "end_time".into(),
+                Value::String(rfc3339(shared.at(event.end))),
+            );
+        }
+        self.line(&value)
+    }
+
+    pub(super) fn attack(
+        &mut self,
+        attack: &PlannedAttack,
+        ticket: &Ticket,
+        class: DeviceClass,
+        shared: &Shared,
+    ) -> std::io::Result<()> {
+        let record = AttackRecord {
+            kind: "attack",
+            attack: attack.step.attack,
+            patient: attack.step.patient,
+            patient_id: ticket.patient.as_str(),
+            device: ticket.device.as_str(),
+            class,
+            start: attack.start(),
+            end: attack.end(),
+            start_time: rfc3339(shared.at(attack.start())),
+            end_time: rfc3339(shared.at(attack.end())),
+        };
+        self.line(&record)
+    }
+
+    fn line(&mut self, record: &impl Serialize) -> std::io::Result<()> {
+        serde_json::to_writer(&mut self.out, record).map_err(std::io::Error::other)?;
+        self.out.write_all(b"\n")?;
+        self.written += 1;
+        Ok(())
+    }
+
+    /// Flushes what was written.
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
+fn rfc3339(t: Timestamp) -> String {
+    t.to_string()
+}
