@@ -90,3 +90,39 @@ fn the_demo_runs_headless_and_leaves_a_data_directory_that_verifies() {
     // The hidden desaturation is a real clinical event in the truth, never an attack.
     assert!(truth.contains("\"event\":\"desaturation\""), "{truth}");
 }
+
+#[test]
+fn ctrl_c_ends_the_demo_cleanly_and_the_data_directory_verifies() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("demo");
+    let mut child = vigil()
+        .args(["demo", "--headless", "--patients", "3", "--data-dir"])
+        .arg(&data)
+        .env("VIGIL_HUB_HTTPS_LISTEN", "127.0.0.1:0")
+        .env("VIGIL_HUB_MQTT_LISTEN", "127.0.0.1:0")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Long enough for devices to enrol and publish, and for a first summary.
+    std::thread::sleep(std::time::Duration::from_secs(12));
+    let interrupted = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    let status = child.wait().unwrap();
+    let mut report = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut report).unwrap();
+    assert!(status.success(), "{report}");
+    assert!(report.contains("Stopped."), "{report}");
+    assert!(report.contains("Audit log verified"), "{report}");
+    let verify = vigil()
+        .args(["audit", "verify", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(verify.status.success(), "{}", stdout(&verify));
+    assert!(stdout(&verify).contains("OK: no alteration found"));
+}
