@@ -114,7 +114,12 @@ fn ctrl_c_ends_the_demo_cleanly_and_the_data_directory_verifies() {
     assert!(interrupted.success());
     let status = child.wait().unwrap();
     let mut report = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut report).unwrap();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut report)
+        .unwrap();
     assert!(status.success(), "{report}");
     assert!(report.contains("Stopped."), "{report}");
     assert!(report.contains("Audit log verified"), "{report}");
