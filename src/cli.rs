@@ -69,6 +69,9 @@ pub(crate) enum Command {
     /// See Vigil work: an embedded hub, a simulated ward streaming vitals over mutual TLS, a
     /// timeline of attacks, and a live summary. Ctrl-C ends it; the data directory verifies.
     Demo(DemoArgs),
+    /// Score the alerts of a simulated run against its ground truth: recall, precision and
+    /// detection latency per attack kind, false alerts per patient-day.
+    Eval(EvalArgs),
     /// Drive a simulated fleet against a running hub (devices enrol, connect and publish; a
     /// scenario plays attacks; the ground truth is written as JSON lines).
     Sim(SimArgs),
@@ -297,9 +300,33 @@ pub(crate) struct SimArgs {
     #[arg(long, default_value_t = 42)]
     pub(crate) seed: u64,
     /// Attack scenario, JSON lines (see docs/simulator.md); none by default.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "attack_rounds")]
     pub(crate) scenario: Option<PathBuf>,
+    /// Instead of a scenario file: this many rounds of every attack (the demo's timeline),
+    /// spread over the run, each round on other patients.
+    #[arg(long, value_name = "N")]
+    pub(crate) attack_rounds: Option<u16>,
+    /// Clinical events (tachycardia, desaturation, hypotension, hypoglycaemia, atrial
+    /// fibrillation, fever) per patient per day, drawn from the seed.
+    #[arg(long, value_name = "RATE", default_value_t = 1.0)]
+    pub(crate) clinical_events_per_day: f64,
     /// Where to write the ground truth (JSON lines).
     #[arg(long, value_name = "FILE", default_value = "ground-truth.jsonl")]
     pub(crate) truth: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct EvalArgs {
+    /// The hub's data directory, whose alerts are scored.
+    #[arg(long, env = "VIGIL_DATA_DIR", default_value = "vigil-data")]
+    pub(crate) data_dir: PathBuf,
+    /// The run's ground truth (JSON lines from `vigil sim` or `vigil demo`).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) truth: PathBuf,
+    /// Seconds after an attack's end within which an alert still counts as detecting it.
+    #[arg(long, default_value_t = 10)]
+    pub(crate) grace: u32,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
 }

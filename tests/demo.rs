@@ -71,6 +71,14 @@ fn the_demo_runs_headless_and_leaves_a_data_directory_that_verifies() {
                     "{line}"
                 );
             }
+            Some("run") => {
+                assert_eq!(
+                    record["patients"].as_array().map(Vec::len),
+                    Some(4),
+                    "{line}"
+                );
+            }
+            Some("run_end") => assert!(record["end"].as_f64() >= Some(29.0), "{line}"),
             other => panic!("unknown record kind {other:?}: {line}"),
         }
     }

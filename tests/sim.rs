@@ -45,6 +45,12 @@ fn comparable(truth: &str) -> Vec<serde_json::Value> {
             for key in ["start_time", "end_time", "device", "patient_id"] {
                 fields.remove(key);
             }
+            // The run's ids differ (a new ward each time); their numbers do not.
+            for key in ["devices", "patients"] {
+                if let Some(ids) = fields.remove(key) {
+                    fields.insert(key.into(), ids.as_array().map_or(0, Vec::len).into());
+                }
+            }
             record
         })
         .collect()

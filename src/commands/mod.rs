@@ -13,6 +13,7 @@ mod codes;
 mod config;
 mod demo;
 mod device;
+mod eval;
 mod init;
 mod keys;
 mod patient;
@@ -33,6 +34,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(command) => bench::run(&cli.log, command),
         Command::Demo(args) => demo::run(&cli.log, args),
         Command::Sim(args) => sim::run(&cli.log, args),
+        Command::Eval(args) => eval::run(&cli.log, args),
         Command::Codes(args) => {
             logging::init(&cli.log, LogLevel::Warn, LogFormat::Human)?;
             codes::run(&args)

@@ -17,18 +17,28 @@ use crate::cli::{LogArgs, SimArgs};
 
 pub(crate) fn run(log: &LogArgs, args: SimArgs) -> anyhow::Result<ExitCode> {
     let hub = open_hub(log, &args.data_dir)?;
-    let scenario = match &args.scenario {
-        Some(path) => Scenario::parse(&read(path)?)?,
-        None => Scenario::default(),
+    anyhow::ensure!(
+        args.clinical_events_per_day.is_finite()
+            && (0.0..=1000.0).contains(&args.clinical_events_per_day),
+        "--clinical-events-per-day must be between 0 and 1000"
+    );
+    let mut config = WardConfig {
+        patients: usize::from(args.patients),
+        events_per_patient_day: args.clinical_events_per_day,
+        ..WardConfig::default()
     };
-    let ward = Ward::new(
-        args.seed,
-        WardConfig {
-            patients: usize::from(args.patients),
-            scripted_events: scenario.clinical_events(),
-            ..WardConfig::default()
-        },
-    )?;
+    let scenario = match (&args.scenario, args.attack_rounds) {
+        (Some(path), _) => Scenario::parse(&read(path)?)?,
+        // The devices do not depend on scripted events: plan on a first draw of the ward.
+        (None, Some(rounds)) => Scenario::rounds(
+            &Ward::new(args.seed, config.clone())?,
+            f64::from(args.duration),
+            usize::from(rounds),
+        ),
+        (None, None) => Scenario::default(),
+    };
+    config.scripted_events = scenario.clinical_events();
+    let ward = Ward::new(args.seed, config)?;
     // Refuse a scenario that does not fit before registering anything.
     scenario.plan(&ward)?;
     let prefix = ward::free_prefix(&hub, &format!("sim{}-", args.seed))?;

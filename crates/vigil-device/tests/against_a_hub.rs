@@ -10,7 +10,7 @@ use rumqttc::v5::mqttbytes::v5::PubAckReason;
 use vigil_device::{EnrolError, Link, LinkOptions, Published, enrol, topics};
 use vigil_hub::{Hub, Registry, RunningHub};
 use vigil_model::phi::Phi;
-use vigil_model::{Actor, DeviceClass, DeviceId, PatientId, Quantity, Timestamp};
+use vigil_model::{Actor, AlertKind, DeviceClass, DeviceId, PatientId, Quantity, Timestamp};
 use vigil_store::{Channel, Demographics};
 
 async fn start_hub() -> (tempfile::TempDir, Registry, RunningHub) {
@@ -57,6 +57,32 @@ fn register(registry: &Registry, device: &str, patient: &str) -> String {
         .assign_device(&id, &patient, Timestamp::EPOCH)
         .unwrap();
     token
+}
+
+/// The kinds of the alerts about `device`, once those in `wanted` are there (detection runs in
+/// the background) or after 10 s.
+async fn alerts_about(registry: &Registry, device: &str, wanted: &[AlertKind]) -> Vec<AlertKind> {
+    let mut kinds = Vec::new();
+    for _ in 0..200 {
+        kinds = registry
+            .store()
+            .alerts(None, 1000)
+            .unwrap()
+            .into_iter()
+            .filter(|a| {
+                a.alert
+                    .device
+                    .as_ref()
+                    .is_some_and(|d| d.as_str() == device)
+            })
+            .map(|a| a.alert.kind)
+            .collect();
+        if wanted.iter().all(|k| kinds.contains(k)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    kinds
 }
 
 fn pack(device: &str, seq: u64) -> Vec<u8> {
@@ -134,6 +160,8 @@ async fn a_device_enrols_publishes_and_receives_a_command() {
     .await
     .unwrap()
     .unwrap();
+    let alerts = alerts_about(&registry, "oxi-1", &[AlertKind::TopicProbe]).await;
+    assert!(alerts.contains(&AlertKind::TopicProbe), "{alerts:?}");
     let message = link
         .next_message(Duration::from_secs(10))
         .await
@@ -166,5 +194,14 @@ async fn a_wrong_client_id_and_a_forged_token_are_refused() {
         Link::connect(running.mqtt, &identity, &options).await,
         Err(vigil_device::LinkError::Refused(_))
     ));
+    // Detection turned both refusals into alerts about the device.
+    let alerts = alerts_about(
+        &registry,
+        "oxi-3",
+        &[AlertKind::TokenMisuse, AlertKind::IdentityConflict],
+    )
+    .await;
+    assert!(alerts.contains(&AlertKind::TokenMisuse), "{alerts:?}");
+    assert!(alerts.contains(&AlertKind::IdentityConflict), "{alerts:?}");
     running.stop().await;
 }

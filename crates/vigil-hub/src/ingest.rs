@@ -4,8 +4,8 @@
 //!
 //! ```text
 //! payload ─▶ SenML decode ─▶ per reading: known MDC code? reported by this class? unit accepted
-//!   (→ canonical)? clock within bound? value possible (else kept, flagged, alerted)?
-//!   ─▶ sequence vs last seen (gap → alert) ─▶ patient the device serves ─▶ submit ─▶ durable
+//!   (→ canonical)? clock within bound? value possible (else kept and flagged)?
+//!   ─▶ patient the device serves ─▶ submit ─▶ durable ─▶ detection (vigil-detect: alerts)
 //! ```
 //!
 //! Decisions (docs/protocol.md): a pack is accepted or refused whole; an implausible value is
@@ -17,12 +17,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
-use vigil_model::{
-    Alert, AlertKind, DeviceClass, DeviceId, Evidence, Observation, Quantity, Severity, Timestamp,
-};
+use vigil_model::{Alert, DeviceClass, DeviceId, Observation, Quantity, Timestamp};
 use vigil_store::{DeviceStatus, Receipt, Store, StoreError};
 use vigil_wire::senml::{self, Encoding, SenmlError};
 
+use crate::detection::Detection;
 use crate::throttle::{Admission, Throttle};
 
 /// What the sender is told after its pack is on disk.
@@ -42,9 +41,9 @@ pub struct Accepted {
 #[derive(Debug)]
 pub struct Prepared {
     device: DeviceId,
+    class: DeviceClass,
     patient: vigil_model::PatientId,
     sequence: u64,
-    gap: Option<(u64, u64)>,
     observations: Vec<Observation>,
     now: Timestamp,
 }
@@ -109,9 +108,9 @@ pub struct Ingest {
     store: Arc<dyn Store>,
     max_skew_ms: i64,
     max_skew_seconds: u32,
-    last_sequence: Arc<Mutex<HashMap<DeviceId, u64>>>,
     throttle: Arc<Throttle>,
     contexts: Arc<Mutex<HashMap<DeviceId, Context>>>,
+    detection: Option<Detection>,
 }
 
 /// What ingest needs to know about a device, cached for [`CONTEXT_TTL`]: a revocation or a new
@@ -149,9 +148,9 @@ impl Ingest {
             store,
             max_skew_ms: i64::from(max_skew_seconds) * 1000,
             max_skew_seconds,
-            last_sequence: Arc::new(Mutex::new(HashMap::new())),
             throttle: Arc::new(Throttle::new(20, 40)),
             contexts: Arc::new(Mutex::new(HashMap::new())),
+            detection: None,
         }
     }
 
@@ -192,6 +191,20 @@ impl Ingest {
         Ok(context)
     }
 
+    /// Reports every stored pack (and, through [`Ingest::report`], the listeners' events) to
+    /// `detection`.
+    pub fn with_detection(mut self, detection: Detection) -> Ingest {
+        self.detection = Some(detection);
+        self
+    }
+
+    /// Reports `event` to detection, if the hub runs it.
+    pub fn report(&self, event: vigil_detect::Event) {
+        if let Some(detection) = &self.detection {
+            detection.report(event);
+        }
+    }
+
     /// Limits each device to `rate` messages per second, `burst` at once (default 20 and 40).
     pub fn with_throttle(mut self, rate: u32, burst: u32) -> Ingest {
         self.throttle = Arc::new(Throttle::new(rate, burst));
@@ -206,24 +219,23 @@ impl Ingest {
         }
     }
 
-    /// Admits one message of `device` now; raises a flood alert at the start of an episode.
+    /// Admits one message of `device` now; tells detection when a flood episode is established.
     pub async fn admit(&self, device: &DeviceId) -> Admission {
         let admission = self.throttle.admit(device, std::time::Instant::now());
-        if let Admission::Flooding { first: true } = admission {
-            tracing::warn!(device = %device, "device is flooding; disconnecting it");
-            let alert = Alert {
-                time: Timestamp::now(),
-                severity: Severity::High,
-                kind: AlertKind::Flood,
-                device: Some(device.clone()),
-                patient: None,
-                evidence: vec![Evidence::Fact {
-                    name: "throttled_for_seconds".into(),
-                    value: crate::throttle::FLOOD_AFTER.as_secs().to_string(),
-                }],
-                attack_technique: Some("T0814".into()),
-            };
-            self.raise(alert).await;
+        match admission {
+            Admission::AfterAlert(_) => {
+                tracing::warn!(device = %device, "device is flooding; slowing it");
+                self.report(vigil_detect::Event::Flooding {
+                    at: Timestamp::now(),
+                    device: device.clone(),
+                    over_for_ms: u64::try_from(crate::throttle::ALERT_AFTER.as_millis())
+                        .unwrap_or(u64::MAX),
+                });
+            }
+            Admission::Flooding { first: true } => {
+                tracing::warn!(device = %device, "device still flooding; disconnecting it");
+            }
+            _ => {}
         }
         admission
     }
@@ -301,9 +313,9 @@ impl Ingest {
         }
         Ok(Prepared {
             device: device.clone(),
+            class,
             patient,
             sequence: pack.sequence,
-            gap: self.sequence_gap(device, pack.sequence),
             observations,
             now,
         })
@@ -313,19 +325,26 @@ impl Ingest {
     pub async fn commit(&self, prepared: Prepared) -> Result<Accepted, IngestError> {
         let Prepared {
             device,
+            class,
             patient,
             sequence,
-            gap,
             observations,
             now,
         } = prepared;
         let device = &device;
-        let implausible: Vec<Observation> = observations
-            .iter()
-            .filter(|o| o.implausible)
-            .cloned()
-            .collect();
+        let implausible = observations.iter().filter(|o| o.implausible).count();
 
+        // What detection will see of the pack, taken before the store owns the observations.
+        let readings: Option<Vec<vigil_detect::Reading>> = self.detection.as_ref().map(|_| {
+            observations
+                .iter()
+                .map(|o| vigil_detect::Reading {
+                    quantity: o.quantity,
+                    value: o.value,
+                    time: o.time,
+                })
+                .collect()
+        });
         let (done, receipt) = oneshot::channel::<Result<Receipt, StoreError>>();
         self.store.submit_observations(
             observations,
@@ -340,81 +359,23 @@ impl Ingest {
             Err(_) => return Err(IngestError::Store(StoreError::CommitterStopped)),
         };
 
-        // After the commit: alerts for what was stored flagged, and for a gap in the sequence.
-        let mut alerts: Vec<Alert> = implausible
-            .iter()
-            .map(|o| Alert {
-                time: now,
-                severity: Severity::Medium,
-                kind: AlertKind::ImplausibleValue,
-                device: Some(device.clone()),
-                patient: Some(patient.clone()),
-                evidence: vec![
-                    Evidence::Fact {
-                        name: "sequence".into(),
-                        value: o.sequence.to_string(),
-                    },
-                    Evidence::Clinical {
-                        quantity: o.quantity,
-                        value: o.value,
-                    },
-                ],
-                attack_technique: Some("T0856".into()),
-            })
-            .collect();
-        if let Some(gap) = gap {
-            alerts.push(Alert {
-                time: now,
-                severity: Severity::Low,
-                kind: AlertKind::SequenceGap,
-                device: Some(device.clone()),
-                patient: Some(patient.clone()),
-                evidence: vec![
-                    Evidence::Fact {
-                        name: "expected_sequence".into(),
-                        value: gap.0.to_string(),
-                    },
-                    Evidence::Fact {
-                        name: "received_sequence".into(),
-                        value: gap.1.to_string(),
-                    },
-                ],
-                attack_technique: None,
+        if let Some(readings) = readings {
+            self.report(vigil_detect::Event::Stored {
+                at: now,
+                device: device.clone(),
+                class,
+                patient: patient.clone(),
+                sequence,
+                readings,
+                stored: receipt.stored,
+                duplicates: receipt.duplicates,
             });
-        }
-        if !alerts.is_empty() {
-            let store = Arc::clone(&self.store);
-            if let Err(error) = blocking(move || {
-                alerts
-                    .iter()
-                    .try_for_each(|a| store.add_alert(a).map(|_| ()))
-            })
-            .await
-            {
-                tracing::error!(%error, "alert could not be stored");
-            }
         }
         Ok(Accepted {
             sequence,
             stored: receipt.stored,
             duplicates: receipt.duplicates,
-            implausible: implausible.len(),
+            implausible,
         })
-    }
-
-    /// Records the sequence number; returns (expected, received) when messages were skipped.
-    fn sequence_gap(&self, device: &DeviceId, sequence: u64) -> Option<(u64, u64)> {
-        let mut last = self
-            .last_sequence
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let previous = last.get(device).copied();
-        if previous.is_none_or(|p| sequence > p) {
-            last.insert(device.clone(), sequence);
-        }
-        match previous {
-            Some(p) if sequence > p.saturating_add(1) => Some((p + 1, sequence)),
-            _ => None,
-        }
     }
 }

@@ -11,6 +11,7 @@
 
 pub mod audit;
 pub mod checkpoints;
+pub mod detection;
 pub mod https;
 pub mod ingest;
 pub mod listener;
@@ -130,7 +131,9 @@ impl Hub {
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(data_dir, keyring)?);
         let auditor = Auditor::new(Arc::clone(&store));
         let checkpointer = checkpoints::Checkpointer::open(data_dir, Arc::clone(&store))?;
-        let registry = Registry::new(store, ca, pki, Lifetimes::from_config(&config.pki), auditor);
+        let detection = detection::Detection::start(Arc::clone(&store));
+        let registry = Registry::new(store, ca, pki, Lifetimes::from_config(&config.pki), auditor)
+            .with_detection(detection);
         Ok(Hub {
             config,
             registry,
@@ -213,6 +216,10 @@ impl Hub {
             self.config.ingest.messages_per_second,
             self.config.ingest.burst,
         );
+        let ingest = match registry.detection() {
+            Some(detection) => ingest.with_detection(detection.clone()),
+            None => ingest,
+        };
         let app = https::routes::router(https::routes::Api {
             registry: registry.clone(),
             ingest: ingest.clone(),

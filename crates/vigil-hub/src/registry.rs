@@ -14,6 +14,7 @@ use vigil_store::{
 };
 
 use crate::audit::{Auditor, entry};
+use crate::detection::Detection;
 
 /// How long a CRL is valid; `vigil serve` signs a fresh one well before.
 pub const CRL_VALIDITY: Duration = Duration::days(7);
@@ -106,6 +107,7 @@ pub struct Registry {
     pki: PkiDir,
     lifetimes: Lifetimes,
     auditor: Auditor,
+    detection: Option<Detection>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -139,7 +141,19 @@ impl Registry {
             pki,
             lifetimes,
             auditor,
+            detection: None,
         }
+    }
+
+    /// Reports refused enrolments to `detection`.
+    pub fn with_detection(mut self, detection: Detection) -> Registry {
+        self.detection = Some(detection);
+        self
+    }
+
+    /// Where this registry reports to detection, if anywhere.
+    pub fn detection(&self) -> Option<&Detection> {
+        self.detection.as_ref()
     }
 
     /// The store this registry writes.
@@ -278,6 +292,20 @@ impl Registry {
                     Outcome::Denied,
                     Some("malformed token"),
                 );
+                if let Some(detection) = &self.detection {
+                    // A real token's id with a mangled secret still names a device.
+                    let device = token
+                        .split('.')
+                        .nth(1)
+                        .filter(|id| id.len() <= 64)
+                        .and_then(|id| self.store.token_device(id).ok().flatten());
+                    detection.report(vigil_detect::Event::Refused {
+                        at: Timestamp::now(),
+                        device,
+                        address: None,
+                        refusal: vigil_detect::Refusal::EnrolmentToken,
+                    });
+                }
                 return Err(RegistryError::MalformedToken);
             }
         };
@@ -309,6 +337,16 @@ impl Registry {
                     Outcome::Denied,
                     Some(refusal_text(refusal)),
                 );
+                if let Some(detection) = &self.detection {
+                    // Whose token it was, for the alert only: the caller learns nothing more.
+                    let device = self.store.token_device(&presented.id).ok().flatten();
+                    detection.report(vigil_detect::Event::Refused {
+                        at: now,
+                        device,
+                        address: None,
+                        refusal: vigil_detect::Refusal::EnrolmentToken,
+                    });
+                }
                 return Err(RegistryError::Token(refusal));
             }
         };

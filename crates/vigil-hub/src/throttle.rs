@@ -2,9 +2,10 @@
 //!
 //! A token bucket per device: `rate` messages per second sustained, `burst` at once. A device
 //! over its limit is first slowed (MQTT: the hub waits before reading its next message, so TCP
-//! pushes back; HTTPS: 429 with Retry-After). A device still over its limit after
-//! [`FLOOD_AFTER`] of continuous throttling is flooding: it is disconnected, and alerted once per
-//! episode. Other devices' buckets are untouched, so one flooding device does not slow them.
+//! pushes back; HTTPS: 429 with Retry-After). A device over its limit for [`ALERT_AFTER`] of
+//! continuous throttling is reported as flooding (once per episode, so that detection raises
+//! the alert within two seconds); still over it after [`FLOOD_AFTER`], it is disconnected.
+//! Other devices' buckets are untouched, so one flooding device does not slow them.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -12,8 +13,10 @@ use std::time::{Duration, Instant};
 
 use vigil_model::DeviceId;
 
-/// Continuous throttling for this long makes a device a flooder.
+/// Continuous throttling for this long makes a device a flooder: it is disconnected.
 pub const FLOOD_AFTER: Duration = Duration::from_secs(3);
+/// Continuous throttling for this long is reported as a flood (before the disconnection).
+pub const ALERT_AFTER: Duration = Duration::from_millis(1500);
 
 /// What a device may do with its next message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +25,9 @@ pub enum Admission {
     Now,
     /// Wait this long first.
     After(Duration),
+    /// Wait this long first; the device has now been over its rate for [`ALERT_AFTER`] (once
+    /// per episode): report the flood.
+    AfterAlert(Duration),
     /// The device is flooding; `first` is true once per episode (raise the alert then).
     Flooding {
         /// Whether this is the first refusal of the episode.
@@ -33,7 +39,10 @@ struct Bucket {
     tokens: f64,
     last: Instant,
     throttled_since: Option<Instant>,
+    /// The episode was reported (at [`ALERT_AFTER`]).
     alerted: bool,
+    /// The episode reached [`FLOOD_AFTER`].
+    cut_off: bool,
 }
 
 /// Token buckets for every device.
@@ -73,6 +82,7 @@ impl Throttle {
             last: now,
             throttled_since: None,
             alerted: false,
+            cut_off: false,
         });
         let elapsed = now.saturating_duration_since(bucket.last).as_secs_f64();
         bucket.tokens = (bucket.tokens + elapsed * self.rate).min(self.burst);
@@ -81,18 +91,23 @@ impl Throttle {
             bucket.tokens -= 1.0;
             bucket.throttled_since = None;
             bucket.alerted = false;
+            bucket.cut_off = false;
             return Admission::Now;
         }
         let since = *bucket.throttled_since.get_or_insert(now);
         if now.saturating_duration_since(since) >= FLOOD_AFTER {
-            let first = !bucket.alerted;
-            bucket.alerted = true;
+            let first = !bucket.cut_off;
+            bucket.cut_off = true;
             return Admission::Flooding { first };
         }
         // The message waits for its token; the bucket is spent for it now.
-        let wait = (1.0 - bucket.tokens) / self.rate;
+        let wait = Duration::from_secs_f64(((1.0 - bucket.tokens) / self.rate).max(0.0));
         bucket.tokens -= 1.0;
-        Admission::After(Duration::from_secs_f64(wait.max(0.0)))
+        if !bucket.alerted && now.saturating_duration_since(since) >= ALERT_AFTER {
+            bucket.alerted = true;
+            return Admission::AfterAlert(wait);
+        }
+        Admission::After(wait)
     }
 }
 
@@ -120,12 +135,20 @@ mod tests {
         assert_eq!(throttle.admit(&other, start), Admission::Now);
         // Sending 100 messages a second against a limit of 10 for longer than FLOOD_AFTER.
         let mut floods = Vec::new();
+        let mut reported = Vec::new();
         for step in 1..=350u64 {
             let now = start + Duration::from_millis(step * 10);
-            if let Admission::Flooding { first } = throttle.admit(&device, now) {
-                floods.push((step, first));
+            match throttle.admit(&device, now) {
+                Admission::Flooding { first } => floods.push((step, first)),
+                Admission::AfterAlert(_) => reported.push(step),
+                _ => {}
             }
         }
+        assert_eq!(reported.len(), 1, "reported once per episode");
+        assert!(
+            (1500..3000).contains(&(reported[0] * 10)),
+            "reported after ALERT_AFTER, before the cut-off: {reported:?}"
+        );
         assert!(!floods.is_empty(), "a sustained flood is named");
         assert!(floods[0].0 * 10 >= 3_000, "not before FLOOD_AFTER");
         assert_eq!(

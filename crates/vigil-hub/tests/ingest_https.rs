@@ -186,8 +186,11 @@ async fn observations_are_stored_once_converted_and_flagged() {
         .await
         .unwrap();
     assert_eq!(receipt["implausible"].as_u64(), Some(1));
-    let alerts = store.alerts(None, 10).unwrap();
-    let kinds: Vec<AlertKind> = alerts.iter().map(|a| a.alert.kind).collect();
+    let kinds = common::wait_for_alerts(
+        store,
+        &[AlertKind::ImplausibleValue, AlertKind::SequenceGap],
+    )
+    .await;
     assert!(kinds.contains(&AlertKind::ImplausibleValue), "{kinds:?}");
     assert!(kinds.contains(&AlertKind::SequenceGap), "{kinds:?}");
     let stored = store

@@ -325,11 +325,10 @@ async fn a_flooding_device_is_slowed_then_disconnected_while_others_are_served()
         .await
         .unwrap()
         .unwrap();
-    let alerts = hub.registry.store().alerts(None, 10).unwrap();
+    let kinds =
+        common::wait_for_alerts(hub.registry.store(), &[vigil_model::AlertKind::Flood]).await;
     assert!(
-        alerts
-            .iter()
-            .any(|a| a.alert.kind == vigil_model::AlertKind::Flood),
+        kinds.contains(&vigil_model::AlertKind::Flood),
         "a flood alert"
     );
     hub.running.stop().await;
@@ -394,11 +393,13 @@ async fn a_second_connection_with_the_same_certificate_takes_over_and_is_alerted
         first_ended.await.unwrap(),
         "the older connection is closed (taken over)"
     );
-    let alerts = hub.registry.store().alerts(None, 10).unwrap();
+    let kinds = common::wait_for_alerts(
+        hub.registry.store(),
+        &[vigil_model::AlertKind::IdentityConflict],
+    )
+    .await;
     assert!(
-        alerts
-            .iter()
-            .any(|a| a.alert.kind == vigil_model::AlertKind::IdentityConflict),
+        kinds.contains(&vigil_model::AlertKind::IdentityConflict),
         "an identity-conflict alert"
     );
     hub.running.stop().await;

@@ -87,6 +87,10 @@ pub enum AlertKind {
     AuthFailureBurst,
     /// Publishing or subscribing outside a device's own topics.
     TopicProbe,
+    /// Traffic that is not valid protocol: a fuzzer, an exploit attempt or a broken device.
+    ProtocolViolation,
+    /// An enrolment token presented that is spent, expired or forged.
+    TokenMisuse,
     /// A device sending far more than its class or its own habit.
     Flood,
     /// A learned model found the behaviour abnormal.

@@ -265,17 +265,22 @@ impl Scenario {
     }
 
     /// The clinical events the steps need: a desaturation under every hidden desaturation
-    /// (starting a little before the attack, so that the attack hides an event under way).
+    /// (developing before the attack and resolving after it, so that the attack hides an event
+    /// at its depth).
     pub fn clinical_events(&self) -> Vec<ScriptedEvent> {
         self.steps
             .iter()
             .filter(|step| step.attack == AttackKind::HideDesaturation)
             .filter_map(|step| {
-                let start = (step.at - 10.0).max(0.0);
+                // The saturation takes up to its onset time to fall and to recover: start that
+                // much before the attack and end that much after, so the attack hides the
+                // depth of the event, not only its edges.
+                let onset = ClinicalEventKind::Desaturation.onset_s();
+                let start = (step.at - onset).max(0.0);
                 let event = ClinicalEvent::typical(
                     ClinicalEventKind::Desaturation,
                     start,
-                    step.at + step.duration - start,
+                    step.at + step.duration + onset - start,
                 )
                 .ok()?;
                 Some(ScriptedEvent {
@@ -291,12 +296,32 @@ impl Scenario {
     /// needs (an attack whose device nobody has is left out: a ward without a CGM cannot have
     /// its glucose faked).
     pub fn demo(ward: &Ward, length: f64) -> Scenario {
-        let slot = (length / 12.0).max(2.0);
+        Scenario::rounds(ward, length, 1)
+    }
+
+    /// `rounds` of the demo's timeline one after the other over `length` simulated seconds,
+    /// each round on other patients (for scoring detection over many attacks).
+    pub fn rounds(ward: &Ward, length: f64, rounds: usize) -> Scenario {
+        let rounds = rounds.max(1);
+        #[allow(clippy::cast_precision_loss)]
+        let span = length / rounds as f64;
+        let mut steps = Vec::new();
+        for round in 0..rounds {
+            #[allow(clippy::cast_precision_loss)]
+            let start = span * round as f64;
+            steps.extend(Scenario::round(ward, start, span, round * 11));
+        }
+        Scenario { steps }
+    }
+
+    /// One round of every attack within `[start, start + span)`, the n-th attack on the first
+    /// patient from `first + n` on who has its device.
+    fn round(ward: &Ward, start: f64, span: f64, first: usize) -> Vec<AttackStep> {
+        let slot = (span / 12.0).max(2.0);
         let patients = ward.patients().len().max(1);
-        // Patient for the n-th attack: the first, from patient n on, who has the class.
         let target = |attack: AttackKind, n: usize| {
             let class = attack.default_class();
-            (0..patients).map(|k| (n + k) % patients).find(|p| {
+            (0..patients).map(|k| (first + n + k) % patients).find(|p| {
                 ward.devices()
                     .iter()
                     .any(|d| d.patient() == *p && d.class() == class)
@@ -304,7 +329,7 @@ impl Scenario {
         };
         let timeline = [
             (AttackKind::ForgedToken, 1.0, 1.0),
-            (AttackKind::HideDesaturation, 1.5, slot * 3.0),
+            (AttackKind::HideDesaturation, 2.5, slot * 3.0),
             (AttackKind::StolenCertificate, 2.0, slot),
             (AttackKind::ImplausibleInjection, 3.0, slot * 0.5),
             (AttackKind::ForeignTopic, 4.0, 1.0),
@@ -316,7 +341,7 @@ impl Scenario {
             (AttackKind::ReusedToken, 8.0, 1.0),
             (AttackKind::ImplausibleInjection, 9.0, slot * 0.5),
         ];
-        let steps = timeline
+        timeline
             .iter()
             .enumerate()
             .filter_map(|(n, &(attack, at, duration))| {
@@ -324,12 +349,11 @@ impl Scenario {
                     attack,
                     patient: target(attack, n)?,
                     class: None,
-                    at: slot * at,
-                    duration: duration.min(length - slot * at).max(1.0),
+                    at: start + slot * at,
+                    duration: duration.min(span - slot * at).max(1.0),
                 })
             })
-            .collect();
-        Scenario { steps }
+            .collect()
     }
 }
 

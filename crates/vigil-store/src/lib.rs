@@ -222,6 +222,10 @@ pub trait RegistryStore: Send + Sync {
         secret_matches: &dyn Fn(&[u8]) -> bool,
     ) -> Result<Result<DeviceRecord, TokenRefusal>, StoreError>;
 
+    /// The device an enrolment token (by its public id) was made for, whatever its state: for
+    /// alerting on a refused token, never for deciding anything.
+    fn token_device(&self, token_id: &str) -> Result<Option<DeviceId>, StoreError>;
+
     /// Records a certificate issued to a device and marks the device active.
     fn record_certificate(&self, certificate: &CertificateRecord) -> Result<(), StoreError>;
 

@@ -126,7 +126,7 @@ async fn observations(
     })?;
     match ingest.admit(&device).await {
         Admission::Now => {}
-        Admission::After(wait) => {
+        Admission::After(wait) | Admission::AfterAlert(wait) => {
             let seconds = u32::try_from(wait.as_secs().saturating_add(1)).unwrap_or(u32::MAX);
             return Err(too_many(
                 seconds,

@@ -182,6 +182,7 @@ impl Session {
                 device.as_str(),
                 "MQTT client id is not the device id",
             );
+            self.refused(&device, vigil_detect::Refusal::ClientIdMismatch);
             let _ = send(
                 &mut writer,
                 version,
@@ -220,8 +221,14 @@ impl Session {
         tracing::info!(%address, device = %device, ?version, "MQTT session opened");
         let registration = self.sessions.register(&device, address);
         if let Some(previous) = registration.replaced {
-            self.identity_conflict(&device, previous).await;
+            self.took_over(&device, previous);
         }
+        self.ingest.report(vigil_detect::Event::Connected {
+            at: vigil_model::Timestamp::now(),
+            device: device.clone(),
+            address: address.ip(),
+            took_over: registration.replaced.map(|previous| previous.ip()),
+        });
         let connection_id = registration.id;
         let mut taken_over = registration.taken_over;
         let idle = if keep_alive == 0 {
@@ -332,6 +339,7 @@ impl Session {
                         device.as_str(),
                         "malformed MQTT packet",
                     );
+                    self.refused(device, vigil_detect::Refusal::MalformedPacket);
                     return End::Refuse(DisconnectReasonCode::MalformedPacket);
                 }
             };
@@ -349,7 +357,9 @@ impl Session {
                     match self.ingest.admit(device).await {
                         Admission::Now => {}
                         // Not reading on is how MQTT pushes back: TCP fills, the device waits.
-                        Admission::After(wait) => tokio::time::sleep(wait).await,
+                        Admission::After(wait) | Admission::AfterAlert(wait) => {
+                            tokio::time::sleep(wait).await;
+                        }
                         Admission::Flooding { .. } => {
                             self.denied(
                                 &format!("device {device}"),
@@ -372,6 +382,7 @@ impl Session {
                             &clip(&topic),
                             "publish outside the device's topics",
                         );
+                        self.refused(device, vigil_detect::Refusal::ForeignTopic);
                         Work::Ready(Err(Refusal::NotAuthorized))
                     };
                     pending.push_back(InFlight {
@@ -394,6 +405,7 @@ impl Session {
                                     &clip(filter),
                                     "subscription outside the device's topics",
                                 );
+                                self.refused(device, vigil_detect::Refusal::ForeignTopic);
                             }
                             channel.is_some()
                         })
@@ -556,8 +568,8 @@ impl Session {
         }
     }
 
-    /// The same device connected twice: audit, log and alert.
-    async fn identity_conflict(&self, device: &DeviceId, previous: SocketAddr) {
+    /// The same device connected twice: audit and log (detection raises the alert).
+    fn took_over(&self, device: &DeviceId, previous: SocketAddr) {
         let address = self.address;
         tracing::warn!(device = %device, %previous, %address, "device connected twice; the newer connection takes over");
         self.auditor.record_later(entry(
@@ -568,25 +580,16 @@ impl Session {
             Outcome::Success,
             Some("took over an existing connection of the same device"),
         ));
-        let alert = vigil_model::Alert {
-            time: vigil_model::Timestamp::now(),
-            severity: vigil_model::Severity::High,
-            kind: vigil_model::AlertKind::IdentityConflict,
+    }
+
+    /// Tells detection what `device` was refused.
+    fn refused(&self, device: &DeviceId, refusal: vigil_detect::Refusal) {
+        self.ingest.report(vigil_detect::Event::Refused {
+            at: vigil_model::Timestamp::now(),
             device: Some(device.clone()),
-            patient: None,
-            evidence: vec![
-                vigil_model::Evidence::Fact {
-                    name: "previous_address".into(),
-                    value: previous.to_string(),
-                },
-                vigil_model::Evidence::Fact {
-                    name: "new_address".into(),
-                    value: address.to_string(),
-                },
-            ],
-            attack_technique: Some("T0849".into()),
-        };
-        self.ingest.raise(alert).await;
+            address: Some(self.address.ip()),
+            refusal,
+        });
     }
 
     fn denied(&self, who: &str, kind: ResourceKind, id: &str, reason: &str) {

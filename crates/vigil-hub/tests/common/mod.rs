@@ -123,3 +123,25 @@ pub(crate) fn pack(device: &str, seq: u64, value: u32) -> Vec<u8> {
     format!(r#"[{{"bn": "urn:vigil:device:{device}:", "bt": {now}, "seq_": {seq}, "n": "150456", "u": "%", "v": {value}}}]"#)
         .into_bytes()
 }
+
+/// Waits (up to 10 s) until the store holds alerts of every kind in `kinds`: detection runs
+/// in the background, a few milliseconds behind the event. Returns the kinds stored.
+pub(crate) async fn wait_for_alerts(
+    store: &std::sync::Arc<dyn vigil_store::Store>,
+    kinds: &[vigil_model::AlertKind],
+) -> Vec<vigil_model::AlertKind> {
+    let mut stored = Vec::new();
+    for _ in 0..200 {
+        stored = store
+            .alerts(None, 1000)
+            .unwrap()
+            .iter()
+            .map(|a| a.alert.kind)
+            .collect();
+        if kinds.iter().all(|k| stored.contains(k)) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    stored
+}

@@ -140,8 +140,33 @@ async fn replay(shared: &Shared, identity: &vigil_device::Identity, captured: &[
     let _ = link.disconnect().await;
 }
 
-/// A token of the right shape that the hub never issued: the real one's id, another secret.
+/// A token of the right shape that the hub never issued: the real one's id and a secret of the
+/// right length and alphabet that is not its secret (the real one reversed).
 fn forged_token(real: &str) -> String {
-    let id = real.split('.').nth(1).unwrap_or("0000000000000000");
-    format!("vigil1.{id}.Zm9yZ2VkLXNlY3JldC1vZi0zMi1ieXRlcy4uLi4uLg")
+    let mut parts = real.splitn(3, '.');
+    let (Some(version), Some(id), Some(secret)) = (parts.next(), parts.next(), parts.next()) else {
+        return "vigil1.0000000000000000.AAAA".to_owned();
+    };
+    let mut forged: String = secret.chars().rev().collect();
+    if forged == secret {
+        // A palindrome (never in practice): change one character instead.
+        forged = format!(
+            "{}{}",
+            if secret.starts_with('A') { 'B' } else { 'A' },
+            secret.get(1..).unwrap_or("")
+        );
+    }
+    format!("{version}.{id}.{forged}")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_forged_token_keeps_the_shape_and_changes_the_secret() {
+        let real = "vigil1.f010d769120d988d.c2VjcmV0LXNlY3JldA";
+        let forged = super::forged_token(real);
+        assert_ne!(forged, real);
+        assert_eq!(forged.len(), real.len());
+        assert!(forged.starts_with("vigil1.f010d769120d988d."));
+    }
 }

@@ -156,10 +156,17 @@ pub async fn run(
         return Err(FleetError::Step);
     }
     let plan = scenario.plan(&ward)?;
+    // The first tick fires at once and advances the ward to `step`: that instant is simulated
+    // time `step`, so simulated time 0 is one step earlier.
+    #[allow(clippy::cast_possible_truncation)]
+    let step_ms = (config.step * 1000.0).round() as i64;
+    let now = Timestamp::now();
+    let epoch =
+        Timestamp::from_unix_millis(now.unix_millis().saturating_sub(step_ms)).unwrap_or(now);
     let shared = Arc::new(Shared {
         hub: config.hub.clone(),
         stats: Arc::clone(&stats),
-        epoch: Timestamp::now(),
+        epoch,
         stop: stop.clone(),
     });
     let devices: Vec<device::Handle> = config
@@ -178,6 +185,7 @@ pub async fn run(
             *slot = Some(ticket.patient.clone());
         }
     }
+    truth.run_start(ward.seed(), &patients, &config.tickets, &shared)?;
     let mut ticker = tokio::time::interval(config.tick);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut started = vec![false; plan.len()];
@@ -251,6 +259,7 @@ pub async fn run(
             }
         }
     }
+    truth.run_end(ward.now(), &shared)?;
     truth.flush()?;
     drop(devices); // each device task finishes its last message and disconnects
     Ok(ward)

@@ -3,8 +3,10 @@
 //! against it.
 //!
 //! ```json
-//! {"kind":"clinical_event","event":"desaturation","patient":1,"patient_id":"sim-p-001",…}
-//! {"kind":"attack","attack":"flood","patient":1,"patient_id":"sim-p-001","device":"sim-d-003",…}
+//! {"kind":"run","seed":42,"patients":["patient-000",…],"devices":["monitor-000",…],"start_time":…}
+//! {"kind":"clinical_event","event":"desaturation","patient":1,"patient_id":"patient-001",…}
+//! {"kind":"attack","attack":"flood","patient":1,"patient_id":"patient-001","device":"monitor-003",…}
+//! {"kind":"run_end","end":300.0,"end_time":…}
 //! ```
 
 use std::io::Write;
@@ -32,6 +34,24 @@ impl std::fmt::Debug for TruthLog {
     }
 }
 
+/// The first line of a run: who was in it, and when it began.
+#[derive(Debug, Serialize)]
+struct RunRecord<'a> {
+    kind: &'static str,
+    seed: u64,
+    patients: Vec<&'a str>,
+    devices: Vec<&'a str>,
+    start_time: String,
+}
+
+/// The last line of a run: when it ended.
+#[derive(Debug, Serialize)]
+struct RunEndRecord {
+    kind: &'static str,
+    end: f64,
+    end_time: String,
+}
+
 /// An attack, as written down.
 #[derive(Debug, Serialize)]
 struct AttackRecord<'a> {
@@ -51,6 +71,30 @@ impl TruthLog {
     /// Ground truth written to `out`.
     pub fn new(out: Box<dyn Write + Send>) -> TruthLog {
         TruthLog { out, written: 0 }
+    }
+
+    pub(super) fn run_start(
+        &mut self,
+        seed: u64,
+        patients: &[Option<PatientId>],
+        tickets: &[super::Ticket],
+        shared: &Shared,
+    ) -> std::io::Result<()> {
+        self.line(&RunRecord {
+            kind: "run",
+            seed,
+            patients: patients.iter().flatten().map(PatientId::as_str).collect(),
+            devices: tickets.iter().map(|t| t.device.as_str()).collect(),
+            start_time: rfc3339(shared.epoch),
+        })
+    }
+
+    pub(super) fn run_end(&mut self, end: f64, shared: &Shared) -> std::io::Result<()> {
+        self.line(&RunEndRecord {
+            kind: "run_end",
+            end,
+            end_time: rfc3339(shared.at(end)),
+        })
     }
 
     pub(super) fn clinical(

@@ -151,6 +151,20 @@ impl RegistryStore for SqliteStore {
         rows.map(|row| device_record(row?)).collect()
     }
 
+    fn token_device(&self, token_id: &str) -> Result<Option<DeviceId>, StoreError> {
+        let device: Option<String> = self
+            .connection()
+            .query_row(
+                "SELECT device_id FROM enrolment_tokens WHERE id = ?1",
+                [token_id],
+                |row| row.get(0),
+            )
+            .optional()?;
+        device
+            .map(|d| DeviceId::new(d).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .transpose()
+    }
+
     fn spend_token(
         &self,
         token_id: &str,

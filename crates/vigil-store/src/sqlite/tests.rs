@@ -119,6 +119,9 @@ fn a_token_is_spent_once_and_only_with_its_secret_before_expiry() {
         store.spend_token("t1", t(5_001), &hash_is(7)).unwrap(),
         Err(TokenRefusal::AlreadyUsed)
     );
+    // For alerting on refused tokens: whose it was, spent or not; nothing for an unknown id.
+    assert_eq!(store.token_device("t1").unwrap(), Some(id("pump-1")));
+    assert_eq!(store.token_device("zz").unwrap(), None);
 }
 
 #[test]

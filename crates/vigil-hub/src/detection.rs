@@ -1,0 +1,85 @@
+//! Detection wired into the hub: listeners and ingest describe what happens as
+//! [`vigil_detect::Event`]s; one thread runs the detection [`Engine`] over them in order and
+//! stores the alerts it raises.
+//!
+//! Reporting never waits: events go through a bounded queue, and when the queue is full (the
+//! engine fell behind) the event is counted and dropped rather than slowing ingest. Detection
+//! is a background analyser by design: an alert arrives a few milliseconds after the event,
+//! and ingest latency does not depend on how many detectors run.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+
+use vigil_detect::{Engine, Event};
+use vigil_store::Store;
+
+/// Events waiting for the engine, at most.
+const QUEUE: usize = 65_536;
+
+/// Where the hub reports events for detection. Cheap to clone.
+#[derive(Clone)]
+pub struct Detection {
+    queue: SyncSender<Event>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for Detection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Detection")
+            .field("dropped", &self.dropped.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Detection {
+    /// Starts the engine thread with every built-in detector, storing alerts in `store`. The
+    /// thread ends when every `Detection` handle is dropped.
+    pub fn start(store: Arc<dyn Store>) -> Detection {
+        let (queue, events) = sync_channel::<Event>(QUEUE);
+        let started = std::thread::Builder::new()
+            .name("vigil-detect".into())
+            .spawn(move || run(&events, &*store, Engine::with_all_detectors()));
+        if let Err(error) = started {
+            // Without its thread, reports fail to send and are counted as dropped.
+            tracing::error!(%error, "detection thread did not start");
+        }
+        Detection {
+            queue,
+            dropped: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Reports `event` (never blocks).
+    pub fn report(&self, event: Event) {
+        match self.queue.try_send(event) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                if dropped.is_power_of_two() {
+                    tracing::warn!(dropped, "detection is behind; events dropped");
+                }
+            }
+        }
+    }
+
+    /// Events dropped because the engine was behind.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+fn run(events: &Receiver<Event>, store: &dyn Store, mut engine: Engine) {
+    for event in events {
+        for alert in engine.observe(&event) {
+            tracing::warn!(
+                kind = ?alert.kind,
+                device = ?alert.device.as_ref().map(|d| d.as_str()),
+                "alert raised"
+            );
+            if let Err(error) = store.add_alert(&alert) {
+                tracing::error!(%error, "alert could not be stored");
+            }
+        }
+    }
+}
