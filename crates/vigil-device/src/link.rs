@@ -109,6 +109,7 @@ pub struct Link {
     last_pkid: u16,
     inbox: VecDeque<Message>,
     timeout: Duration,
+    keep_alive: u16,
     /// Whether the hub resumed a stored session.
     pub session_present: bool,
 }
@@ -147,6 +148,7 @@ impl Link {
             last_pkid: 0,
             inbox: VecDeque::new(),
             timeout: options.timeout,
+            keep_alive: options.keep_alive,
             session_present: false,
         };
         let client_id = options
@@ -238,6 +240,24 @@ impl Link {
                 other => self.aside(other).await?,
             }
         }
+    }
+
+    /// Sends PINGREQ and waits for PINGRESP: what keeps an idle connection open (the hub closes
+    /// one that sends nothing for 1.5 × its keep-alive).
+    pub async fn ping(&mut self) -> Result<(), LinkError> {
+        self.send(&Packet::PingReq(rumqttc::v5::mqttbytes::v5::PingReq))
+            .await?;
+        loop {
+            match self.read().await? {
+                Packet::PingResp(_) => return Ok(()),
+                other => self.aside(other).await?,
+            }
+        }
+    }
+
+    /// The keep-alive this link announced, seconds (0: none).
+    pub fn keep_alive(&self) -> u16 {
+        self.keep_alive
     }
 
     /// The next message from the hub, waiting up to `wait` for one.
@@ -332,12 +352,19 @@ impl Link {
 
     async fn read_packet(&mut self) -> Result<Packet, LinkError> {
         loop {
-            // A DISCONNECT may have no payload (MQTT 5.0 §3.14.2.1); rumqttc's reader wants one.
+            // A DISCONNECT may omit its reason code or its properties (MQTT 5.0 §3.14.2.1);
+            // rumqttc's reader wants both.
             if self.input.starts_with(&[0xE0, 0x00]) {
                 let _ = self.input.split_to(2);
                 return Ok(Packet::Disconnect(Disconnect::new(
                     DisconnectReasonCode::NormalDisconnection,
                 )));
+            }
+            if self.input.len() >= 3 && self.input.starts_with(&[0xE0, 0x01]) {
+                let packet = self.input.split_to(3);
+                let reason = DisconnectReasonCode::try_from(packet[2])
+                    .unwrap_or(DisconnectReasonCode::UnspecifiedError);
+                return Ok(Packet::Disconnect(Disconnect::new(reason)));
             }
             match Packet::read(&mut self.input, Some(MAX_PACKET)) {
                 Ok(packet) => return Ok(packet),

@@ -205,3 +205,29 @@ async fn a_wrong_client_id_and_a_forged_token_are_refused() {
     assert!(alerts.contains(&AlertKind::IdentityConflict), "{alerts:?}");
     running.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pings_keep_an_idle_link_open_and_silence_closes_it() {
+    use rumqttc::v5::mqttbytes::v5::DisconnectReasonCode;
+    let (_dir, registry, running) = start_hub().await;
+    let token = register(&registry, "cgm-1", "p-ping");
+    let hub = format!("https://localhost:{}", running.https.port());
+    let identity = enrol(&hub, registry.ca().cert_pem(), &token).await.unwrap();
+    let options = LinkOptions {
+        keep_alive: 1, // the hub allows 1.5 s of silence
+        ..LinkOptions::default()
+    };
+    let mut link = Link::connect(running.mqtt, &identity, &options)
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(900)).await;
+        link.ping().await.unwrap();
+    }
+    // Silent for longer than 1.5 × the keep-alive: the hub closes with its reason.
+    assert_eq!(
+        link.closed().await.unwrap(),
+        Some(DisconnectReasonCode::KeepAliveTimeout)
+    );
+    running.stop().await;
+}

@@ -341,16 +341,31 @@ impl Scenario {
             (AttackKind::ReusedToken, 8.0, 1.0),
             (AttackKind::ImplausibleInjection, 9.0, slot * 0.5),
         ];
+        // An alteration attack must last long enough for the device to report during it (a
+        // CGM reports every 5 minutes): twice the device's slowest reporting period.
+        let period = |patient: usize, class: DeviceClass| {
+            ward.devices()
+                .iter()
+                .filter(|d| d.patient() == patient && d.class() == class)
+                .flat_map(|d| d.channels().map(|(_, period)| period))
+                .fold(0.0, f64::max)
+        };
         timeline
             .iter()
             .enumerate()
             .filter_map(|(n, &(attack, at, duration))| {
+                let patient = target(attack, n)?;
+                let duration = if attack.alters_readings() {
+                    duration.max(2.0 * period(patient, attack.default_class()))
+                } else {
+                    duration.min(span - slot * at).max(1.0)
+                };
                 Some(AttackStep {
                     attack,
-                    patient: target(attack, n)?,
+                    patient,
                     class: None,
                     at: start + slot * at,
-                    duration: duration.min(span - slot * at).max(1.0),
+                    duration,
                 })
             })
             .collect()
@@ -509,13 +524,21 @@ mod tests {
         for kind in AttackKind::ALL {
             assert!(scenario.steps.iter().any(|s| s.attack == *kind), "{kind:?}");
         }
-        assert!(scenario.steps.iter().all(|s| s.at + s.duration <= 120.0));
+        // Network attacks fit the timeline; an alteration lasts two of its device's reporting
+        // periods (a CGM reports every 5 minutes), whatever the timeline.
+        assert!(
+            scenario
+                .steps
+                .iter()
+                .all(|s| s.attack.alters_readings() || s.at + s.duration <= 120.0)
+        );
         let plan = scenario.plan(&with_cgm).unwrap();
         let hypo = plan
             .iter()
             .find(|a| a.step.attack == AttackKind::FakeHypoglycaemia)
             .unwrap();
         assert_eq!(hypo.step.patient, 1, "the only patient with a CGM");
+        assert!(hypo.step.duration >= 600.0, "{}", hypo.step.duration);
 
         // Without a CGM, the glucose attack is left out and the rest still plays.
         let scenario = Scenario::demo(&ward(), 30.0);
@@ -531,7 +554,7 @@ mod tests {
             scenario
                 .steps
                 .iter()
-                .all(|s| s.at + s.duration <= 30.0 + 1.0)
+                .all(|s| s.attack.alters_readings() || s.at + s.duration <= 30.0 + 1.0)
         );
     }
 }

@@ -7,11 +7,12 @@
 //! Every pack carries its device's sequence number (docs/protocol.md). A genuine device sends
 //! each number once, and after a lost connection sends the one unacknowledged pack again, which
 //! the store recognises as a duplicate. So a device sending *several* packs the store already
-//! holds within a minute, or a number below one it already used with readings the store has not
-//! seen, is replaying (or being replayed): captured messages sent again, or a clone with the
-//! same identity.
+//! holds within a minute, or new readings under a number it already used, is replaying (or
+//! being replayed): captured messages sent again, or a clone with the same identity. (A number
+//! below the highest seen is not enough: a clone that jumped far ahead would make every later
+//! genuine pack look old.)
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use vigil_model::{Alert, AlertKind, DeviceId, Evidence, Severity};
 
@@ -21,12 +22,31 @@ use crate::{Detector, Event};
 pub const DUPLICATE_PACKS: usize = 2;
 /// The window over which duplicate packs are counted.
 pub const WINDOW_MS: i64 = 60_000;
+/// Sequence numbers remembered per device (about 17 minutes of a 1 Hz monitor).
+pub const REMEMBERED: usize = 1024;
 
 #[derive(Debug, Default)]
 struct DeviceState {
-    highest: u64,
+    /// The previous pack's number, for gaps.
+    last: u64,
+    /// Recently used numbers, oldest first, and the same as a set.
+    order: VecDeque<u64>,
+    seen: HashSet<u64>,
     /// Times (Unix ms) of recent packs the store already held entirely.
     duplicates: Vec<i64>,
+}
+
+impl DeviceState {
+    fn remember(&mut self, sequence: u64) {
+        if self.seen.insert(sequence) {
+            self.order.push_back(sequence);
+            if self.order.len() > REMEMBERED
+                && let Some(oldest) = self.order.pop_front()
+            {
+                self.seen.remove(&oldest);
+            }
+        }
+    }
 }
 
 /// The sequence detector.
@@ -65,13 +85,14 @@ impl Detector for Sequence {
                     state.duplicates.len().to_string(),
                 ));
             }
-        } else if *stored > 0 && *sequence < state.highest {
+        } else if *stored > 0 && state.seen.contains(sequence) {
             // New readings under a number already used: not a resend.
-            reason = Some(("highest_sequence_seen", state.highest.to_string()));
-        } else if state.highest > 0 && *sequence > state.highest.saturating_add(1) {
-            alerts.push(gap(event, state.highest + 1));
+            reason = Some(("sequence_used_before", "true".to_owned()));
+        } else if state.last > 0 && *sequence > state.last.saturating_add(1) {
+            alerts.push(gap(event, state.last + 1));
         }
-        state.highest = state.highest.max(*sequence);
+        state.last = *sequence;
+        state.remember(*sequence);
         if let Some((name, value)) = reason {
             alerts.push(Alert {
                 time: *at,
@@ -191,9 +212,37 @@ mod tests {
     }
 
     #[test]
-    fn new_readings_under_an_old_number_are_a_replay() {
-        let alerts = run(&[pack(0, 10, 2, 0), pack(1, 11, 2, 0), pack(2, 5, 2, 0)]);
+    fn new_readings_under_a_used_number_are_a_replay() {
+        let alerts = run(&[pack(0, 10, 2, 0), pack(1, 11, 2, 0), pack(2, 10, 2, 0)]);
         assert_eq!(alerts.len(), 1);
         assert_eq!(alerts[0].kind, AlertKind::Replay);
+    }
+
+    #[test]
+    fn a_clone_far_ahead_does_not_make_the_genuine_device_look_replayed() {
+        // The genuine device at 10, 11; a clone with numbers of its own; the genuine device
+        // carries on: one gap when the clone jumps, nothing after.
+        let alerts = run(&[
+            pack(0, 10, 2, 0),
+            pack(1, 1 << 40, 2, 0),
+            pack(2, 11, 2, 0),
+            pack(3, 12, 2, 0),
+            pack(4, 13, 2, 0),
+        ]);
+        let kinds: Vec<AlertKind> = alerts.iter().map(|a| a.kind).collect();
+        assert_eq!(kinds, [AlertKind::SequenceGap]);
+    }
+
+    #[test]
+    fn memory_per_device_is_bounded() {
+        let mut detector = Sequence::default();
+        let mut alerts = Vec::new();
+        for n in 1..5_000 {
+            detector.observe(&pack(0, n, 1, 0), &mut alerts);
+        }
+        let state = detector.devices.values().next().unwrap();
+        assert_eq!(state.order.len(), REMEMBERED);
+        assert_eq!(state.seen.len(), REMEMBERED);
+        assert!(alerts.is_empty());
     }
 }

@@ -359,6 +359,13 @@ fn write_v4(answer: &Outbound, out: &mut BytesMut) -> Option<()> {
 }
 
 fn write_v5(answer: &Outbound, out: &mut BytesMut) -> Option<()> {
+    if let Outbound::Disconnect(reason) = answer {
+        // Written here: rumqttc declares a remaining length of 1 for a reason code without
+        // properties, then writes a property length byte after it (a stray byte on the wire).
+        // Reason code, then a property length of 0: MQTT 5.0 §3.14.
+        out.extend_from_slice(&[0xE0, 0x02, *reason as u8, 0x00]);
+        return Some(());
+    }
     let max = u32::try_from(MAX_PACKET).unwrap_or(u32::MAX);
     let packet = match answer {
         Outbound::ConnAck(result) => {
@@ -499,5 +506,24 @@ mod tests {
             read(Version::V5, &mut buffer),
             Ok(Inbound::Disconnect)
         ));
+    }
+
+    #[test]
+    fn a_version_5_disconnect_is_written_exactly() {
+        let mut out = BytesMut::new();
+        write(
+            Version::V5,
+            &Outbound::Disconnect(v5::DisconnectReasonCode::KeepAliveTimeout),
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(&out[..], &[0xE0, 0x02, 0x8D, 0x00]);
+        // An independent reader takes it whole, leaving nothing behind.
+        let packet = v5::Packet::read(&mut out, None).unwrap();
+        assert!(matches!(
+            packet,
+            v5::Packet::Disconnect(d) if d.reason_code == v5::DisconnectReasonCode::KeepAliveTimeout
+        ));
+        assert!(out.is_empty());
     }
 }

@@ -180,8 +180,18 @@ impl Task {
                 }
                 *unacknowledged = None;
             }
-            let Some(input) = inputs.recv().await else {
-                return Ended::Finished;
+            // A device with nothing to say for a while (a CGM every 5 minutes, a pacemaker
+            // interrogated hourly) pings within its keep-alive, or the hub closes the link.
+            let idle = Duration::from_secs(u64::from(link.keep_alive().max(2)) / 2);
+            let input = match tokio::time::timeout(idle, inputs.recv()).await {
+                Ok(Some(input)) => input,
+                Ok(None) => return Ended::Finished,
+                Err(_) => {
+                    if link.ping().await.is_err() {
+                        return Ended::Dropped;
+                    }
+                    continue;
+                }
             };
             match input {
                 Input::Readings(readings, at) => {
