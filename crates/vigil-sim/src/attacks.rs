@@ -342,13 +342,14 @@ impl Scenario {
             (AttackKind::ImplausibleInjection, 9.0, slot * 0.5),
         ];
         // An alteration attack must last long enough for the device to report during it (a
-        // CGM reports every 5 minutes): twice the device's slowest reporting period.
+        // CGM reports every 5 minutes): twice the period of the device's fastest channel, which
+        // carries what these attacks alter (SpO2, glucose, heart rate), not its battery level.
         let period = |patient: usize, class: DeviceClass| {
             ward.devices()
                 .iter()
                 .filter(|d| d.patient() == patient && d.class() == class)
                 .flat_map(|d| d.channels().map(|(_, period)| period))
-                .fold(0.0, f64::max)
+                .fold(f64::INFINITY, f64::min)
         };
         timeline
             .iter()
@@ -356,7 +357,12 @@ impl Scenario {
             .filter_map(|(n, &(attack, at, duration))| {
                 let patient = target(attack, n)?;
                 let duration = if attack.alters_readings() {
-                    duration.max(2.0 * period(patient, attack.default_class()))
+                    let period = period(patient, attack.default_class());
+                    duration.max(if period.is_finite() {
+                        2.0 * period
+                    } else {
+                        0.0
+                    })
                 } else {
                     duration.min(span - slot * at).max(1.0)
                 };
