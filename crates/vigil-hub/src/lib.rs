@@ -165,13 +165,16 @@ impl Hub {
         renew_hub_certificate_if_needed(&pki, registry.ca(), &self.config, registry.auditor())?;
         registry.publish_crl()?;
         let crl = tls::read_crl(&pki.crl_path())?;
-        let https_verifier = Arc::new(tls::DeviceVerifier::new(
-            registry.ca().cert_der(),
-            crl,
-            false,
-            registry.auditor().clone(),
-            "https",
-        )?);
+        let https_verifier = Arc::new(
+            tls::DeviceVerifier::new(
+                registry.ca().cert_der(),
+                crl,
+                false,
+                registry.auditor().clone(),
+                "https",
+            )?
+            .with_detection(registry.detection().cloned()),
+        );
         let https_tls = tls::server_config(&pki, Arc::clone(&https_verifier), &[b"http/1.1"])?;
         let address = self.config.hub.https_listen;
         let listener = TcpListener::bind(address)
@@ -182,13 +185,16 @@ impl Hub {
             .map_err(|source| HubError::Bind { address, source })?;
         tracing::info!(%https, "HTTPS listener ready (enrolment, renewal, revocation list)");
 
-        let mqtt_verifier = Arc::new(tls::DeviceVerifier::new(
-            registry.ca().cert_der(),
-            tls::read_crl(&pki.crl_path())?,
-            true,
-            registry.auditor().clone(),
-            "mqtt",
-        )?);
+        let mqtt_verifier = Arc::new(
+            tls::DeviceVerifier::new(
+                registry.ca().cert_der(),
+                tls::read_crl(&pki.crl_path())?,
+                true,
+                registry.auditor().clone(),
+                "mqtt",
+            )?
+            .with_detection(registry.detection().cloned()),
+        );
         let mqtt_tls = tls::server_config(&pki, Arc::clone(&mqtt_verifier), &[])?;
         let mqtt_address = self.config.hub.mqtt_listen;
         let mqtt_listener =

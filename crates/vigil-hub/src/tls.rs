@@ -23,6 +23,7 @@ use vigil_model::{Action, Actor, Outcome, ResourceKind};
 use vigil_pki::{CertificateFacts, PkiDir};
 
 use crate::audit::{Auditor, entry};
+use crate::detection::Detection;
 
 /// Why TLS could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +57,7 @@ pub struct DeviceVerifier {
     current: RwLock<Arc<dyn ClientCertVerifier>>,
     auditor: Auditor,
     listener: &'static str,
+    detection: Option<Detection>,
 }
 
 impl std::fmt::Debug for DeviceVerifier {
@@ -92,7 +94,14 @@ impl DeviceVerifier {
             current: RwLock::new(inner),
             auditor,
             listener,
+            detection: None,
         })
+    }
+
+    /// Reports refused certificates to `detection` (a revoked one names its device).
+    pub fn with_detection(mut self, detection: Option<Detection>) -> DeviceVerifier {
+        self.detection = detection;
+        self
     }
 
     /// Replaces the revocation list; the next handshake uses it.
@@ -132,6 +141,28 @@ impl DeviceVerifier {
             detail = %error,
             "client certificate refused"
         );
+        if let Some(detection) = &self.detection {
+            let revoked = matches!(
+                error,
+                rustls::Error::InvalidCertificate(rustls::CertificateError::Revoked)
+            );
+            detection.report(vigil_detect::Event::Refused {
+                at: vigil_model::Timestamp::now(),
+                // A revoked certificate is one of ours: its device is who it says. Any other
+                // refused certificate only claims a device.
+                device: facts
+                    .as_ref()
+                    .and_then(|f| f.device.clone())
+                    .filter(|_| revoked),
+                // rustls does not tell a verifier the peer's address.
+                address: None,
+                refusal: if revoked {
+                    vigil_detect::Refusal::RevokedCertificate
+                } else {
+                    vigil_detect::Refusal::BadCertificate
+                },
+            });
+        }
         self.auditor.record_later(entry(
             Actor::Unauthenticated(format!("claims device {claimed}")),
             Action::Connect,

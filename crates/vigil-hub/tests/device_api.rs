@@ -194,6 +194,16 @@ async fn enrol_renew_with_key_rotation_and_revoke_on_the_live_hub() {
         Actor::Unauthenticated("claims device pump-1".into())
     );
     assert_eq!(entry.reason.unwrap().as_str(), "certificate revoked");
+    // And detection names the revoked device.
+    let kinds = common::wait_for_alerts(
+        hub.registry.store(),
+        &[vigil_model::AlertKind::RevokedCertificateUse],
+    )
+    .await;
+    assert!(
+        kinds.contains(&vigil_model::AlertKind::RevokedCertificateUse),
+        "{kinds:?}"
+    );
     hub.running.stop().await;
 }
 
