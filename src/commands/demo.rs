@@ -117,7 +117,7 @@ async fn demo(
         dir.display()
     );
     println!(
-        "A ward of {} simulated patients with {} devices; seed {}; {} attacks over the first {} s{}.",
+        "A ward of {} simulated patients with {} devices; seed {}; a timeline of {} attacks over {} s{}.",
         ward.patients().len(),
         tickets.len(),
         args.seed,
@@ -276,7 +276,7 @@ fn summary(
     let alerts = store.alerts(None, 100_000)?;
     println!("{} alerts in the store.", alerts.len());
     println!(
-        "Ground truth ({truth_records} clinical events and attacks): {}",
+        "Ground truth ({truth_records} records: the run, its clinical events and attacks): {}",
         truth.display()
     );
     let verifier =
