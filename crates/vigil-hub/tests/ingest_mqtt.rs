@@ -515,3 +515,30 @@ async fn a_cbor_pack_is_told_from_its_first_byte_and_a_wrong_content_type_is_ref
     assert_eq!(hub.stored("p-c"), 2);
     hub.running.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_failed_handshakes_from_one_address_are_a_burst() {
+    use tokio::io::AsyncReadExt;
+    let hub = start().await;
+    // Five clients from 127.0.0.1 that never present a certificate (they do not speak TLS).
+    for _ in 0..5 {
+        let mut tcp = tokio::net::TcpStream::connect(hub.running.mqtt)
+            .await
+            .unwrap();
+        tcp.write_all(b"GET / HTTP/1.1\r\nHost: hub\r\n\r\n")
+            .await
+            .unwrap();
+        let mut sink = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut sink)).await;
+    }
+    let kinds = common::wait_for_alerts(
+        hub.registry.store(),
+        &[vigil_model::AlertKind::AuthFailureBurst],
+    )
+    .await;
+    assert!(
+        kinds.contains(&vigil_model::AlertKind::AuthFailureBurst),
+        "{kinds:?}"
+    );
+    hub.running.stop().await;
+}

@@ -104,6 +104,15 @@ impl Session {
             Ok(Ok(tls)) => tls,
             Ok(Err(error)) => {
                 tracing::info!(%address, %error, "MQTT TLS handshake failed");
+                // The verifier cannot see the address; here it is known. Client certificates
+                // are mandatory on this listener, so a failed handshake is a failed
+                // authentication (or a client that does not speak TLS at all).
+                self.ingest.report(vigil_detect::Event::Refused {
+                    at: vigil_model::Timestamp::now(),
+                    device: None,
+                    address: Some(address.ip()),
+                    refusal: vigil_detect::Refusal::BadCertificate,
+                });
                 return;
             }
             Err(_) => {
