@@ -127,6 +127,25 @@ pub(crate) fn content_hash(
 }
 
 /// The hash of a stored row, as its batch leaf records it: its id and its content hash.
+/// The patient `device` served at `at`, if any (inside a caller's transaction or not).
+pub(crate) fn patient_at(
+    connection: &Connection,
+    device: &DeviceId,
+    at: Timestamp,
+) -> Result<Option<PatientId>, StoreError> {
+    let patient: Option<String> = connection
+        .query_row(
+            "SELECT patient_id FROM device_assignments WHERE device_id = ?1 AND from_time <= ?2 \
+             AND (to_time IS NULL OR to_time > ?2) ORDER BY from_time DESC LIMIT 1",
+            params![device.as_str(), millis(at)],
+            |row| row.get(0),
+        )
+        .optional()?;
+    patient
+        .map(|p| PatientId::new(p).map_err(|e| StoreError::Corrupt(e.to_string())))
+        .transpose()
+}
+
 pub(crate) fn row_hash(id: i64, content: &[u8; 32]) -> [u8; 32] {
     let mut context = digest::Context::new(&digest::SHA256);
     context.update(b"vigil/observation-row/v1");
@@ -356,18 +375,7 @@ impl ClinicalStore for SqliteStore {
         device: &DeviceId,
         at: Timestamp,
     ) -> Result<Option<PatientId>, StoreError> {
-        let connection = self.connection();
-        let patient: Option<String> = connection
-            .query_row(
-                "SELECT patient_id FROM device_assignments WHERE device_id = ?1 AND from_time <= ?2 \
-                 AND (to_time IS NULL OR to_time > ?2) ORDER BY from_time DESC LIMIT 1",
-                params![device.as_str(), millis(at)],
-                |row| row.get(0),
-            )
-            .optional()?;
-        patient
-            .map(|p| PatientId::new(p).map_err(|e| StoreError::Corrupt(e.to_string())))
-            .transpose()
+        patient_at(&self.connection(), device, at)
     }
 
     fn commit_observations(&self, observations: Vec<Observation>) -> Result<Receipt, StoreError> {

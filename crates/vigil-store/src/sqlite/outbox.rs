@@ -34,21 +34,14 @@ impl OutboxStore for SqliteStore {
         if !super::row_exists(&transaction, "devices", device.as_str())? {
             return Err(StoreError::NoSuchDevice(device.clone()));
         }
-        let patient: Option<String> = transaction
-            .query_row(
-                "SELECT patient_id FROM device_assignments WHERE device_id = ?1 AND from_time <= ?2 \
-                 AND (to_time IS NULL OR to_time > ?2) ORDER BY from_time DESC LIMIT 1",
-                params![device.as_str(), millis(queued_at)],
-                |row| row.get(0),
-            )
-            .optional()?;
+        let patient = super::clinical::patient_at(&transaction, device, queued_at)?;
         transaction.execute(
             "INSERT INTO outbox (device_id, channel, patient_id, payload, queued_at, expires_at) \
              VALUES (?1, ?2, ?3, x'', ?4, ?5)",
             params![
                 device.as_str(),
                 channel.as_str(),
-                patient,
+                patient.as_ref().map(PatientId::as_str),
                 millis(queued_at),
                 millis(expires_at)
             ],
@@ -56,8 +49,7 @@ impl OutboxStore for SqliteStore {
         let id = transaction.last_insert_rowid();
         let stored = match &patient {
             Some(patient) => {
-                let patient = PatientId::new(patient.clone()).map_err(corrupt)?;
-                let key = self.sealer.data_key(&transaction, &patient)?;
+                let key = self.sealer.data_key(&transaction, patient)?;
                 key.seal(payload, &outbox_aad(id, device))?
             }
             None => payload.to_vec(),
