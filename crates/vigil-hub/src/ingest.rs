@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
-use vigil_model::{Alert, DeviceClass, DeviceId, Observation, Quantity, Timestamp};
+use vigil_model::{DeviceClass, DeviceId, Observation, Quantity, Timestamp};
 use vigil_store::{DeviceStatus, Receipt, Store, StoreError};
 use vigil_wire::senml::{self, Encoding, SenmlError};
 
@@ -209,14 +209,6 @@ impl Ingest {
     pub fn with_throttle(mut self, rate: u32, burst: u32) -> Ingest {
         self.throttle = Arc::new(Throttle::new(rate, burst));
         self
-    }
-
-    /// Stores an alert (logged if that fails: an alert must never stop ingest).
-    pub async fn raise(&self, alert: Alert) {
-        let store = Arc::clone(&self.store);
-        if let Err(error) = blocking(move || store.add_alert(&alert).map(|_| ())).await {
-            tracing::error!(%error, "alert could not be stored");
-        }
     }
 
     /// Admits one message of `device` now; tells detection when a flood episode is established.
