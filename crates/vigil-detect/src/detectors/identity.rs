@@ -23,6 +23,8 @@ use crate::{Detector, Event, Refusal};
 pub const FAILURES: usize = 5;
 /// The window over which they are counted.
 pub const WINDOW_MS: i64 = 60_000;
+/// Addresses tracked before quiet ones are forgotten.
+const MAX_ADDRESSES: usize = 10_000;
 
 /// The identity detector.
 #[derive(Debug, Default)]
@@ -86,16 +88,20 @@ impl Detector for Identity {
                     return;
                 };
                 let now = at.unix_millis();
+                // Bounded: at most FAILURES timestamps per address, and addresses forgotten
+                // once quiet for a window (a scan from many addresses must not grow this).
+                if self.failures.len() >= MAX_ADDRESSES {
+                    self.failures
+                        .retain(|_, times| times.last().is_some_and(|t| now - t < WINDOW_MS));
+                }
                 let recent = self.failures.entry(*address).or_default();
                 recent.retain(|t| now - t < WINDOW_MS);
                 recent.push(now);
+                if recent.len() > FAILURES {
+                    recent.remove(0);
+                }
                 if recent.len() < FAILURES {
                     return;
-                }
-                // Bounded: one window of timestamps per address, addresses forgotten when quiet.
-                if self.failures.len() > 10_000 {
-                    self.failures
-                        .retain(|_, times| times.last().is_some_and(|t| now - t < WINDOW_MS));
                 }
                 (AlertKind::AuthFailureBurst, Severity::Medium, Some("T0859"))
             }
