@@ -64,6 +64,8 @@ pub enum Event {
         patient: PatientId,
         /// The pack's sequence number.
         sequence: u64,
+        /// The size of the message that carried it, bytes (for rate baselines).
+        bytes: usize,
         /// Its readings (including any stored flagged as implausible).
         readings: Vec<Reading>,
         /// Readings newly stored.

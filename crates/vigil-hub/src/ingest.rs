@@ -46,6 +46,7 @@ pub struct Prepared {
     sequence: u64,
     observations: Vec<Observation>,
     now: Timestamp,
+    bytes: usize,
 }
 
 /// Why a pack was refused. Carries positions and codes, never values.
@@ -310,6 +311,7 @@ impl Ingest {
             sequence: pack.sequence,
             observations,
             now,
+            bytes: payload.len(),
         })
     }
 
@@ -322,6 +324,7 @@ impl Ingest {
             sequence,
             observations,
             now,
+            bytes,
         } = prepared;
         let device = &device;
         let implausible = observations.iter().filter(|o| o.implausible).count();
@@ -358,6 +361,7 @@ impl Ingest {
                 class,
                 patient: patient.clone(),
                 sequence,
+                bytes,
                 readings,
                 stored: receipt.stored,
                 duplicates: receipt.duplicates,

@@ -76,6 +76,7 @@ mod tests {
             class: DeviceClass::BedsideMonitor,
             patient: PatientId::new("p-1").unwrap(),
             sequence: 7,
+            bytes: 200,
             readings: values
                 .iter()
                 .map(|(quantity, value)| Reading {

@@ -169,6 +169,7 @@ pub(crate) mod testing {
             class,
             patient: PatientId::new(patient).unwrap(),
             sequence: u64::try_from(ms).unwrap_or(0),
+            bytes: 200,
             readings: values
                 .iter()
                 .map(|&(quantity, value)| Reading {

@@ -163,6 +163,7 @@ mod tests {
             class: DeviceClass::PulseOximeter,
             patient: PatientId::new("p-1").unwrap(),
             sequence,
+            bytes: 200,
             readings: Vec::new(),
             stored,
             duplicates,
