@@ -18,9 +18,10 @@ pub mod sqlite;
 pub mod seal;
 
 pub use records::{
-    CertificateRecord, Channel, Demographics, DeviceRecord, DeviceStatus, PatientRecord,
-    QueuedMessage, Receipt, RevokedCertificate, SessionRecord, StoredAlert, TokenRecord,
-    TokenRefusal, UserRecord,
+    Assignment, BreakGlassRecord, CertificateRecord, Channel, ConsentRecord, Credentials,
+    Demographics, DeviceRecord, DeviceStatus, ObservationQuery, PatientRecord, QueuedMessage,
+    Receipt, RevokedCertificate, SessionRecord, StoredAlert, StoredObservation, TokenRecord,
+    TokenRefusal, UserRecord, UserSessionRecord,
 };
 pub use sqlite::SqliteStore;
 
@@ -108,13 +109,108 @@ pub enum StoreError {
 
 /// What the hub keeps: the device registry, the audit log and the clinical record.
 pub trait Store:
-    RegistryStore + AuditStore + ClinicalStore + UserStore + AlertStore + OutboxStore
+    RegistryStore + AuditStore + ClinicalStore + UserStore + AccessStore + AlertStore + OutboxStore
 {
 }
 
 impl<T> Store for T where
-    T: RegistryStore + AuditStore + ClinicalStore + UserStore + AlertStore + OutboxStore
+    T: RegistryStore
+        + AuditStore
+        + ClinicalStore
+        + UserStore
+        + AccessStore
+        + AlertStore
+        + OutboxStore
 {
+}
+
+/// How people get in and what they may see: credentials, sign-in failures, sessions, the care
+/// team, patients' consents and break-glass grants. Decisions are the caller's (`vigil-auth`);
+/// this keeps the facts.
+pub trait AccessStore: Send + Sync {
+    /// Sets a user's password hash (an Argon2id PHC string).
+    fn set_password(&self, user: &UserId, phc: &str) -> Result<(), StoreError>;
+    /// Sets (or, with `None`, removes) a user's second-factor secret (20 bytes), wrapped by
+    /// the keyring; the last accepted time step is forgotten.
+    fn set_totp_secret(&self, user: &UserId, secret: Option<&[u8]>) -> Result<(), StoreError>;
+    /// A user's credentials, the second-factor secret unwrapped; `None` for an unknown user.
+    fn credentials(&self, user: &UserId) -> Result<Option<Credentials>, StoreError>;
+    /// Records that a second-factor code of time step `step` was accepted, if it is newer than
+    /// the last one accepted; `false` if it is not (a replayed code).
+    fn accept_totp_step(&self, user: &UserId, step: u64) -> Result<bool, StoreError>;
+    /// Links a user whose role is patient to the patient they are.
+    fn set_user_patient(&self, user: &UserId, patient: &PatientId) -> Result<(), StoreError>;
+    /// The patient a user is, if any.
+    fn user_patient(&self, user: &UserId) -> Result<Option<PatientId>, StoreError>;
+    /// Records a failed sign-in at `at`, forgets failures before `keep_after`; the failures
+    /// kept, oldest first.
+    fn record_sign_in_failure(
+        &self,
+        user: &UserId,
+        at: Timestamp,
+        keep_after: Timestamp,
+    ) -> Result<Vec<Timestamp>, StoreError>;
+    /// The failed sign-ins kept for a user, oldest first.
+    fn sign_in_failures(&self, user: &UserId) -> Result<Vec<Timestamp>, StoreError>;
+    /// Forgets a user's failed sign-ins (after a success, or an administrator's unlock).
+    fn clear_sign_in_failures(&self, user: &UserId) -> Result<(), StoreError>;
+    /// Stores a new session.
+    fn add_user_session(&self, session: &UserSessionRecord) -> Result<(), StoreError>;
+    /// One session.
+    fn user_session(&self, id: &str) -> Result<Option<UserSessionRecord>, StoreError>;
+    /// Notes that a session was used at `at` (for the idle timeout).
+    fn touch_user_session(&self, id: &str, at: Timestamp) -> Result<(), StoreError>;
+    /// Ends a session (sign-out); `false` if it had already ended.
+    fn revoke_user_session(&self, id: &str, at: Timestamp) -> Result<bool, StoreError>;
+    /// Ends every session of a user; how many.
+    fn revoke_sessions_of(&self, user: &UserId, at: Timestamp) -> Result<usize, StoreError>;
+    /// Puts a user on a patient's care team; `false` if they already were.
+    fn add_to_care_team(
+        &self,
+        user: &UserId,
+        patient: &PatientId,
+        at: Timestamp,
+    ) -> Result<bool, StoreError>;
+    /// Takes a user off a patient's care team (kept for the record); `false` if not on it.
+    fn remove_from_care_team(
+        &self,
+        user: &UserId,
+        patient: &PatientId,
+        at: Timestamp,
+    ) -> Result<bool, StoreError>;
+    /// Whether a user is on a patient's care team now.
+    fn is_on_care_team(&self, user: &UserId, patient: &PatientId) -> Result<bool, StoreError>;
+    /// The patients whose care team a user is on now.
+    fn care_team_patients(&self, user: &UserId) -> Result<Vec<PatientId>, StoreError>;
+    /// A patient shares their record with a user; `false` if they already did.
+    fn grant_consent(
+        &self,
+        patient: &PatientId,
+        user: &UserId,
+        at: Timestamp,
+    ) -> Result<bool, StoreError>;
+    /// A patient stops sharing with a user; `false` if they did not.
+    fn withdraw_consent(
+        &self,
+        patient: &PatientId,
+        user: &UserId,
+        at: Timestamp,
+    ) -> Result<bool, StoreError>;
+    /// Whether a patient shares their record with a user now.
+    fn has_consent(&self, patient: &PatientId, user: &UserId) -> Result<bool, StoreError>;
+    /// Every consent a patient gave, withdrawn ones included.
+    fn consents(&self, patient: &PatientId) -> Result<Vec<ConsentRecord>, StoreError>;
+    /// The patients who share their record with a user now.
+    fn consented_patients(&self, user: &UserId) -> Result<Vec<PatientId>, StoreError>;
+    /// Records an emergency access grant; its id.
+    fn open_break_glass(&self, grant: &BreakGlassRecord) -> Result<u64, StoreError>;
+    /// When a user's break-glass access to a patient ends, if one is open at `now`.
+    fn active_break_glass(
+        &self,
+        user: &UserId,
+        patient: &PatientId,
+        now: Timestamp,
+    ) -> Result<Option<Timestamp>, StoreError>;
 }
 
 /// Messages queued for devices until they are delivered or expire, and the MQTT sessions that
@@ -262,6 +358,15 @@ pub trait AuditStore: Send + Sync {
     /// with their leaf indexes.
     fn audit_entries(&self, from: u64, limit: usize) -> Result<Vec<(u64, AuditEntry)>, StoreError>;
 
+    /// The audit entries about one patient (their record or observations read, changed,
+    /// shared, opened in an emergency), newest first, before leaf index `before` if given.
+    fn patient_audit_entries(
+        &self,
+        patient: &PatientId,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(u64, AuditEntry)>, StoreError>;
+
     /// Stored leaf hashes from leaf index `from`, at most `limit`, in order.
     fn leaf_hashes(&self, from: u64, limit: usize) -> Result<Vec<[u8; 32]>, StoreError>;
 
@@ -314,6 +419,22 @@ pub trait ClinicalStore: Send + Sync {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Vec<Observation>, StoreError>;
+
+    /// One page of a patient's observations (any quantity of `query.quantities`, or all), oldest
+    /// first, unsealed, each with its row id.
+    fn observation_page(
+        &self,
+        query: &ObservationQuery,
+    ) -> Result<Vec<StoredObservation>, StoreError>;
+
+    /// How many observations match `query` (its page position and limit ignored).
+    fn count_observations(&self, query: &ObservationQuery) -> Result<u64, StoreError>;
+
+    /// One observation by its row id, unsealed.
+    fn observation(&self, id: i64) -> Result<Option<StoredObservation>, StoreError>;
+
+    /// Every device that served `patient`, with when (oldest first).
+    fn assignments_of(&self, patient: &PatientId) -> Result<Vec<Assignment>, StoreError>;
 
     /// Destroys a patient's data key: their identifying data and observation values become
     /// unreadable for good (crypto-shredding).

@@ -4,7 +4,10 @@ use std::fmt;
 use std::str::FromStr;
 
 use vigil_model::phi::{BirthDate, MedicalRecordNumber, PatientName};
-use vigil_model::{Alert, AlertStatus, DeviceClass, DeviceId, PatientId, Role, Timestamp, UserId};
+use vigil_model::{
+    Alert, AlertStatus, DeviceClass, DeviceId, Observation, PatientId, Quantity, Role, Timestamp,
+    UserId,
+};
 
 /// Where a device is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -258,4 +261,113 @@ impl SessionRecord {
             now.unix_millis() - ended.unix_millis() >= i64::from(self.expiry_seconds) * 1000
         })
     }
+}
+
+/// What a user signs in with. The password hash and second-factor secret are secrets: never
+/// logged (`Debug` redacts them).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// The Argon2id PHC string; `None` until a password is set.
+    pub password: Option<String>,
+    /// The second-factor (TOTP) secret, unwrapped; `None` until enrolled.
+    pub totp_secret: Option<Vec<u8>>,
+    /// The last second-factor time step accepted.
+    pub totp_step: Option<u64>,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("password", &self.password.as_ref().map(|_| "[redacted]"))
+            .field(
+                "totp_secret",
+                &self.totp_secret.as_ref().map(|_| "[redacted]"),
+            )
+            .field("totp_step", &self.totp_step)
+            .finish()
+    }
+}
+
+/// A signed-in session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSessionRecord {
+    /// Its id (random, in the session token).
+    pub id: String,
+    /// Whose.
+    pub user: UserId,
+    /// When it began.
+    pub created_at: Timestamp,
+    /// When it was last used (for the idle timeout).
+    pub last_used: Timestamp,
+    /// When it ends regardless of use.
+    pub expires_at: Timestamp,
+    /// When it was ended early (sign-out, a disabled account).
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// A patient's consent to share their record with one user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentRecord {
+    /// The patient who shares.
+    pub patient: PatientId,
+    /// With whom.
+    pub user: UserId,
+    /// Since when.
+    pub granted_at: Timestamp,
+    /// Until when, if withdrawn.
+    pub withdrawn_at: Option<Timestamp>,
+}
+
+/// Emergency access to one patient's record outside the care team.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BreakGlassRecord {
+    /// The clinician.
+    pub user: UserId,
+    /// The patient.
+    pub patient: PatientId,
+    /// The reason they gave (no PHI: chosen from a list, or short).
+    pub reason: String,
+    /// When it was opened.
+    pub opened_at: Timestamp,
+    /// When it lapses.
+    pub expires_at: Timestamp,
+}
+
+/// Which of a patient's observations to read, and where a page starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservationQuery {
+    /// The patient.
+    pub patient: PatientId,
+    /// The quantities wanted; empty: all.
+    pub quantities: Vec<Quantity>,
+    /// From this time, inclusive.
+    pub from: Timestamp,
+    /// To this time, exclusive.
+    pub to: Timestamp,
+    /// Start after this (time, row id): the last row of the previous page.
+    pub after: Option<(Timestamp, i64)>,
+    /// At most this many rows.
+    pub limit: usize,
+}
+
+/// An observation with its row id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredObservation {
+    /// Its row id (stable; the FHIR resource id is made from it).
+    pub id: i64,
+    /// The observation, unsealed.
+    pub observation: Observation,
+}
+
+/// A device serving a patient over a time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assignment {
+    /// The device.
+    pub device: DeviceId,
+    /// The patient.
+    pub patient: PatientId,
+    /// From when.
+    pub from: Timestamp,
+    /// Until when (`None`: still serving).
+    pub to: Option<Timestamp>,
 }

@@ -5,9 +5,9 @@
 //! observation batch (see [`batch_leaf`]). The stored `leaf_hash` is RFC 9162's hash of that data;
 //! `vigil audit verify` recomputes it.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use vigil_audit::hash::{Hash, leaf_hash};
-use vigil_model::{AuditEntry, Timestamp};
+use vigil_model::{AuditEntry, PatientId, ResourceKind, Timestamp};
 
 use super::{SqliteStore, millis};
 use crate::{AuditStore, StoreError};
@@ -57,6 +57,29 @@ pub(crate) fn append_leaf(
     u64::try_from(seq).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
+fn parse_entry(seq: i64, data: &[u8]) -> Result<(u64, AuditEntry), StoreError> {
+    let json = data
+        .strip_prefix(ENTRY_TAG)
+        .ok_or_else(|| StoreError::Corrupt(format!("audit leaf {seq} has the wrong tag")))?;
+    let entry = serde_json::from_slice(json).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok((
+        u64::try_from(seq).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        entry,
+    ))
+}
+
+/// The patient an audit entry is about: the resource of an entry about a patient's record or
+/// observations is the patient's id. Derived from the entry alone, so the index can be rebuilt
+/// (and checked) from the log.
+pub(crate) fn patient_of_entry(entry: &AuditEntry) -> Option<&str> {
+    match entry.resource.kind {
+        ResourceKind::Patient | ResourceKind::Observation => PatientId::new(&entry.resource.id)
+            .ok()
+            .map(|_| entry.resource.id.as_str()),
+        _ => None,
+    }
+}
+
 fn index(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
@@ -64,8 +87,40 @@ fn index(value: u64) -> i64 {
 impl AuditStore for SqliteStore {
     fn append_audit(&self, entry: &AuditEntry) -> Result<u64, StoreError> {
         let data = entry_leaf(entry)?;
+        let mut connection = self.connection();
+        let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let seq = append_leaf(&tx, entry.time, "entry", &data)?;
+        if let Some(patient) = patient_of_entry(entry) {
+            tx.execute(
+                "INSERT INTO audit_patients (seq, patient_id) VALUES (?1, ?2)",
+                params![index(seq), patient],
+            )?;
+        }
+        tx.commit()?;
+        Ok(seq)
+    }
+
+    fn patient_audit_entries(
+        &self,
+        patient: &PatientId,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(u64, AuditEntry)>, StoreError> {
         let connection = self.connection();
-        append_leaf(&connection, entry.time, "entry", &data)
+        let mut statement = connection.prepare_cached(
+            "SELECT a.seq, a.data FROM audit_patients p JOIN audit_log a ON a.seq = p.seq \
+             WHERE p.patient_id = ?1 AND p.seq < ?2 ORDER BY p.seq DESC LIMIT ?3",
+        )?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let before = before.map_or(i64::MAX, index);
+        let rows = statement.query_map(params![patient.as_str(), before, limit], |row| {
+            Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?))
+        })?;
+        rows.map(|row| {
+            let (seq, data) = row?;
+            parse_entry(seq, &data)
+        })
+        .collect()
     }
 
     fn audit_entries(&self, from: u64, limit: usize) -> Result<Vec<(u64, AuditEntry)>, StoreError> {
@@ -79,15 +134,7 @@ impl AuditStore for SqliteStore {
         })?;
         rows.map(|row| {
             let (seq, data) = row?;
-            let json = data.strip_prefix(ENTRY_TAG).ok_or_else(|| {
-                StoreError::Corrupt(format!("audit leaf {seq} has the wrong tag"))
-            })?;
-            let entry =
-                serde_json::from_slice(json).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            Ok((
-                u64::try_from(seq).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                entry,
-            ))
+            parse_entry(seq, &data)
         })
         .collect()
     }

@@ -14,7 +14,10 @@ use crate::seal::{
     DataKey, KeyEncryptionKeys, SealError, WrappedKey, new_key_material, observation_aad,
     observation_aad_into, patient_field_aad,
 };
-use crate::{ClinicalStore, Completion, Demographics, PatientRecord, Receipt, StoreError};
+use crate::{
+    Assignment, ClinicalStore, Completion, Demographics, ObservationQuery, PatientRecord, Receipt,
+    StoreError, StoredObservation,
+};
 
 /// `flags` bit: the value is outside what is physically possible.
 pub(crate) const FLAG_IMPLAUSIBLE: i64 = 1;
@@ -38,6 +41,11 @@ impl Sealer {
         self.cache
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The keyring's key-encryption keys.
+    pub(crate) fn keys(&self) -> &dyn KeyEncryptionKeys {
+        self.keys.as_ref()
     }
 
     /// A fresh data key for a new patient, and its wrapped form to store.
@@ -443,6 +451,46 @@ impl ClinicalStore for SqliteStore {
         .collect()
     }
 
+    fn observation_page(
+        &self,
+        query: &ObservationQuery,
+    ) -> Result<Vec<StoredObservation>, StoreError> {
+        super::pages::page(&self.connection(), &self.sealer, query)
+    }
+
+    fn count_observations(&self, query: &ObservationQuery) -> Result<u64, StoreError> {
+        super::pages::count(&self.connection(), query)
+    }
+
+    fn observation(&self, id: i64) -> Result<Option<StoredObservation>, StoreError> {
+        super::pages::one(&self.connection(), &self.sealer, id)
+    }
+
+    fn assignments_of(&self, patient: &PatientId) -> Result<Vec<Assignment>, StoreError> {
+        let connection = self.connection();
+        let mut statement = connection.prepare_cached(
+            "SELECT device_id, from_time, to_time FROM device_assignments \
+             WHERE patient_id = ?1 ORDER BY from_time, device_id",
+        )?;
+        let rows = statement.query_map([patient.as_str()], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, i64>(1)?,
+                row.get::<_, Option<i64>>(2)?,
+            ))
+        })?;
+        rows.map(|row| {
+            let (device, from, to) = row?;
+            Ok(Assignment {
+                device: DeviceId::new(device).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                patient: patient.clone(),
+                from: timestamp(from)?,
+                to: to.map(timestamp).transpose()?,
+            })
+        })
+        .collect()
+    }
+
     fn erase_patient(&self, id: &PatientId, now: Timestamp) -> Result<(), StoreError> {
         let mut connection = self.connection();
         let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -502,6 +550,9 @@ impl ClinicalStore for SqliteStore {
                 params![patient, i64::from(rewrapped.kek_id), rewrapped.blob],
             )?;
         }
+        // Second-factor secrets are wrapped by the same keyring: re-wrapped in the same
+        // transaction, so that retiring the old key never strands a user.
+        super::access::rewrap_totp_secrets(&tx, self.sealer.keys())?;
         tx.commit()?;
         Ok(rows.len())
     }

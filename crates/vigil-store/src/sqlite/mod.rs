@@ -9,10 +9,12 @@
 //! Observations are written by one committer thread with its own connection ([`committer`]);
 //! everything else goes through a shared connection.
 
+mod access;
 mod audit_log;
 mod clinical;
 mod committer;
 mod outbox;
+mod pages;
 mod people;
 mod registry;
 pub mod verify;
@@ -38,7 +40,11 @@ use committer::Committer;
 pub const DATABASE_FILE: &str = "vigil.db";
 
 /// The schema, one script per version: a database at version `n` runs the scripts after `n`.
-const MIGRATIONS: &[&str] = &[include_str!("schema.sql"), include_str!("schema_2.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("schema.sql"),
+    include_str!("schema_2.sql"),
+    include_str!("schema_3.sql"),
+];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// The SQLite store.

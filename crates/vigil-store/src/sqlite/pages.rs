@@ -1,0 +1,153 @@
+//! Reading a patient's observations page by page (FHIR search), and one by its id.
+//!
+//! Pages are keyset-based, on (time, row id): a page after another is exact however many rows
+//! arrive meanwhile, and costs the same at the end of a day as at its start.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use vigil_model::phi::Phi;
+use vigil_model::{DeviceId, Observation, PatientId, Quantity};
+
+use super::clinical::{FLAG_IMPLAUSIBLE, Sealer};
+use super::{millis, timestamp};
+use crate::seal::{DataKey, observation_aad_into};
+use crate::{ObservationQuery, StoreError, StoredObservation};
+
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+type Row = (i64, String, String, i64, i64, i64, i64, Vec<u8>);
+
+fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+        row.get(6)?,
+        row.get(7)?,
+    ))
+}
+
+/// Opens one row; `aad` is scratch space reused across rows.
+fn open_row(row: Row, key: &DataKey, aad: &mut Vec<u8>) -> Result<StoredObservation, StoreError> {
+    let (id, patient, device, code, time, sequence, flags, sealed) = row;
+    let sequence = u64::try_from(sequence).map_err(corrupt)?;
+    let code = u32::try_from(code).map_err(corrupt)?;
+    aad.clear();
+    observation_aad_into(aad, &patient, &device, sequence, code, time);
+    let bytes = key.open(&sealed, aad)?;
+    let value = <[u8; 8]>::try_from(bytes.as_slice())
+        .map(f64::from_be_bytes)
+        .map_err(|_| corrupt("observation value is not 8 bytes"))?;
+    let quantity = Quantity::from_mdc_code(code)
+        .ok_or_else(|| corrupt(format!("observation {id} has an unknown quantity code")))?;
+    Ok(StoredObservation {
+        id,
+        observation: Observation {
+            device: DeviceId::new(device).map_err(corrupt)?,
+            patient: Some(PatientId::new(patient).map_err(corrupt)?),
+            quantity,
+            value: Phi::new(value),
+            time: timestamp(time)?,
+            sequence,
+            implausible: flags & FLAG_IMPLAUSIBLE != 0,
+        },
+    })
+}
+
+const COLUMNS: &str = "id, patient_id, device_id, quantity, time, sequence, flags, value";
+
+/// One page of a patient's observations, oldest first.
+pub(crate) fn page(
+    connection: &Connection,
+    sealer: &Sealer,
+    query: &ObservationQuery,
+) -> Result<Vec<StoredObservation>, StoreError> {
+    let key = sealer.data_key(connection, &query.patient)?;
+    // The quantity codes come from Vigil's own table, never from the request: safe to inline.
+    let quantities = if query.quantities.is_empty() {
+        String::new()
+    } else {
+        let codes: Vec<String> = query
+            .quantities
+            .iter()
+            .map(|q| q.spec().mdc.code().to_string())
+            .collect();
+        format!(" AND quantity IN ({})", codes.join(","))
+    };
+    let (after_time, after_id) = query
+        .after
+        .map_or((i64::MIN, i64::MIN), |(time, id)| (millis(time), id));
+    let sql = format!(
+        "SELECT {COLUMNS} FROM observations \
+         WHERE patient_id = ?1 AND time >= ?2 AND time < ?3 \
+         AND (time > ?4 OR (time = ?4 AND id > ?5)){quantities} \
+         ORDER BY time, id LIMIT ?6"
+    );
+    let mut statement = connection.prepare_cached(&sql)?;
+    let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+    let rows = statement.query_map(
+        params![
+            query.patient.as_str(),
+            millis(query.from),
+            millis(query.to),
+            after_time,
+            after_id,
+            limit
+        ],
+        read_row,
+    )?;
+    let mut aad = Vec::with_capacity(96);
+    let mut out = Vec::with_capacity(query.limit.min(10_000));
+    for row in rows {
+        out.push(open_row(row?, &key, &mut aad)?);
+    }
+    Ok(out)
+}
+
+/// How many of a patient's observations match, ignoring the page position.
+pub(crate) fn count(connection: &Connection, query: &ObservationQuery) -> Result<u64, StoreError> {
+    let quantities = if query.quantities.is_empty() {
+        String::new()
+    } else {
+        let codes: Vec<String> = query
+            .quantities
+            .iter()
+            .map(|q| q.spec().mdc.code().to_string())
+            .collect();
+        format!(" AND quantity IN ({})", codes.join(","))
+    };
+    let sql = format!(
+        "SELECT COUNT(*) FROM observations \
+         WHERE patient_id = ?1 AND time >= ?2 AND time < ?3{quantities}"
+    );
+    let n: i64 = connection.query_row(
+        &sql,
+        params![query.patient.as_str(), millis(query.from), millis(query.to)],
+        |row| row.get(0),
+    )?;
+    u64::try_from(n).map_err(corrupt)
+}
+
+/// One observation by its row id.
+pub(crate) fn one(
+    connection: &Connection,
+    sealer: &Sealer,
+    id: i64,
+) -> Result<Option<StoredObservation>, StoreError> {
+    let row = connection
+        .query_row(
+            &format!("SELECT {COLUMNS} FROM observations WHERE id = ?1"),
+            [id],
+            read_row,
+        )
+        .optional()?;
+    let Some(row) = row else { return Ok(None) };
+    let patient = PatientId::new(row.1.clone()).map_err(corrupt)?;
+    let key = sealer.data_key(connection, &patient)?;
+    let mut aad = Vec::new();
+    open_row(row, &key, &mut aad).map(Some)
+}
