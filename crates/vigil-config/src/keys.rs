@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use crate::{
-    Config, ConfigError, HubConfig, IngestConfig, LogConfig, LogFormat, LogLevel, PkiConfig, Raw,
-    Source,
+    AccessConfig, Config, ConfigError, FhirConfig, HubConfig, IngestConfig, LogConfig, LogFormat,
+    LogLevel, PkiConfig, Raw, Source,
 };
 
 /// One configuration key.
@@ -83,6 +83,36 @@ pub const KEYS: &[KeySpec] = &[
         env: "VIGIL_PKI_ENROLMENT_TOKEN_HOURS",
         default: "72",
     },
+    KeySpec {
+        path: "access.session_hours",
+        env: "VIGIL_ACCESS_SESSION_HOURS",
+        default: "8",
+    },
+    KeySpec {
+        path: "access.idle_minutes",
+        env: "VIGIL_ACCESS_IDLE_MINUTES",
+        default: "15",
+    },
+    KeySpec {
+        path: "access.break_glass_minutes",
+        env: "VIGIL_ACCESS_BREAK_GLASS_MINUTES",
+        default: "60",
+    },
+    KeySpec {
+        path: "access.lockout_failures",
+        env: "VIGIL_ACCESS_LOCKOUT_FAILURES",
+        default: "5",
+    },
+    KeySpec {
+        path: "access.lockout_minutes",
+        env: "VIGIL_ACCESS_LOCKOUT_MINUTES",
+        default: "15",
+    },
+    KeySpec {
+        path: "fhir.mrn_system",
+        env: "VIGIL_FHIR_MRN_SYSTEM",
+        default: "\"urn:vigil:mrn\"",
+    },
 ];
 
 /// Types every key, filling in defaults, and checks each value.
@@ -113,6 +143,12 @@ pub(crate) fn build(raw: &BTreeMap<&'static str, Raw>) -> Result<Config, ConfigE
     let burst = integer(raw, "ingest.burst", 1..=100_000)?;
     let device_certificate_days = integer(raw, "pki.device_certificate_days", 1..=397)?;
     let enrolment_token_hours = integer(raw, "pki.enrolment_token_hours", 1..=24 * 30)?;
+    let session_hours = integer(raw, "access.session_hours", 1..=24)?;
+    let idle_minutes = integer(raw, "access.idle_minutes", 1..=120)?;
+    let break_glass_minutes = integer(raw, "access.break_glass_minutes", 5..=24 * 60)?;
+    let lockout_failures = integer(raw, "access.lockout_failures", 3..=20)?;
+    let lockout_minutes = integer(raw, "access.lockout_minutes", 1..=24 * 60)?;
+    let mrn_system = uri(raw, "fhir.mrn_system")?;
     Ok(Config {
         log: LogConfig { level, format },
         hub: HubConfig {
@@ -131,6 +167,14 @@ pub(crate) fn build(raw: &BTreeMap<&'static str, Raw>) -> Result<Config, ConfigE
             device_certificate_days: u32::try_from(device_certificate_days).unwrap_or(30),
             enrolment_token_hours: u32::try_from(enrolment_token_hours).unwrap_or(72),
         },
+        access: AccessConfig {
+            session_hours: u32::try_from(session_hours).unwrap_or(8),
+            idle_minutes: u32::try_from(idle_minutes).unwrap_or(15),
+            break_glass_minutes: u32::try_from(break_glass_minutes).unwrap_or(60),
+            lockout_failures: u32::try_from(lockout_failures).unwrap_or(5),
+            lockout_minutes: u32::try_from(lockout_minutes).unwrap_or(15),
+        },
+        fhir: FhirConfig { mrn_system },
     })
 }
 
@@ -153,6 +197,27 @@ fn text(
                 length.start(),
                 length.end()
             ),
+        ));
+    }
+    Ok(text.to_owned())
+}
+
+/// An absolute URI (`scheme:rest`, RFC 3986), as FHIR's `Identifier.system` needs.
+fn uri(raw: &BTreeMap<&'static str, Raw>, key: &'static str) -> Result<String, ConfigError> {
+    let value = value_of(raw, key);
+    let text = value.value.as_str().unwrap_or("");
+    let scheme_ok = text.split_once(':').is_some_and(|(scheme, rest)| {
+        !rest.is_empty()
+            && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    });
+    if !scheme_ok || text.len() > 255 || text.chars().any(|c| c.is_control() || c == ' ') {
+        return Err(invalid(
+            key,
+            &value,
+            "expected an absolute URI such as \"urn:oid:2.16.840.1.113883.19.5\" or \"https://hospital.example/mrn\"".into(),
         ));
     }
     Ok(text.to_owned())

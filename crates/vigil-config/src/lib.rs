@@ -42,6 +42,32 @@ pub struct Config {
     pub ingest: IngestConfig,
     /// Device certificates and enrolment.
     pub pki: PkiConfig,
+    /// People's sign-in and sessions.
+    pub access: AccessConfig,
+    /// The FHIR API.
+    pub fhir: FhirConfig,
+}
+
+/// The `[access]` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessConfig {
+    /// A session ends this many hours after sign-in, used or not.
+    pub session_hours: u32,
+    /// A session unused for this many minutes ends (automatic logoff).
+    pub idle_minutes: u32,
+    /// How long a break-glass grant lasts, minutes.
+    pub break_glass_minutes: u32,
+    /// Failed sign-ins within `lockout_minutes` that lock an account.
+    pub lockout_failures: u32,
+    /// The window for counting failures, and how long a lock lasts, minutes.
+    pub lockout_minutes: u32,
+}
+
+/// The `[fhir]` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FhirConfig {
+    /// The `Identifier.system` of the hospital's medical record numbers.
+    pub mrn_system: String,
 }
 
 /// The `[ingest]` section.

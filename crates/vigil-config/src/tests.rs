@@ -219,3 +219,28 @@ fn hub_and_pki_keys_are_typed_and_checked() {
         "{err}"
     );
 }
+
+#[test]
+fn access_and_fhir_keys_are_typed_and_checked() {
+    let loaded = load_from_str(
+        "[access]\nidle_minutes = 5\n[fhir]\nmrn_system = \"urn:oid:2.16.840.1.113883.19.5\"\n",
+        file(),
+        no_env(),
+    )
+    .unwrap();
+    assert_eq!(loaded.config.access.idle_minutes, 5);
+    assert_eq!(loaded.config.access.session_hours, 8);
+    assert_eq!(
+        loaded.config.fhir.mrn_system,
+        "urn:oid:2.16.840.1.113883.19.5"
+    );
+    let err = load_from_str("[access]\nidle_minutes = 0\n", file(), no_env()).unwrap_err();
+    assert!(err.to_string().contains("access.idle_minutes"), "{err}");
+    let err = load_from_str("[access]\nlockout_failures = 50\n", file(), no_env()).unwrap_err();
+    assert!(err.to_string().contains("from 3 to 20"), "{err}");
+    for bad in ["mrn", "1x:abc", "urn:", "urn:has space", ""] {
+        let text = format!("[fhir]\nmrn_system = \"{bad}\"\n");
+        let err = load_from_str(&text, file(), no_env()).unwrap_err();
+        assert!(err.to_string().contains("absolute URI"), "{bad}: {err}");
+    }
+}
