@@ -57,6 +57,12 @@ pub(crate) enum Command {
     /// Add and erase patients.
     #[command(subcommand)]
     Patient(PatientCommand),
+    /// People who use Vigil: accounts, passwords, second factors.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Who cares for which patient (a clinician on the care team reads the patient's record).
+    #[command(subcommand)]
+    Careteam(CareteamCommand),
     /// Manage the key-encryption keys that protect patient data.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -194,6 +200,84 @@ pub(crate) enum PatientCommand {
         /// The patient's id.
         #[arg(long)]
         id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum UserCommand {
+    /// Add an account; prints its initial password once (and, for admin and security_officer,
+    /// the second factor to scan into an authenticator app).
+    Add {
+        #[command(flatten)]
+        data: DataDirArg,
+        /// The user name (letters, digits, '.', '-', '_').
+        #[arg(long)]
+        name: String,
+        /// admin, security_officer, clinical_engineer, clinician, patient or auditor.
+        #[arg(long)]
+        role: String,
+        /// For the patient role: the patient this person is.
+        #[arg(long)]
+        patient: Option<String>,
+        /// Read the password from standard input instead of generating one.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List accounts.
+    List(DataDirArg),
+    /// Disable an account (kept for the audit trail) and end its sessions.
+    Disable {
+        #[command(flatten)]
+        data: DataDirArg,
+        /// The user name.
+        #[arg(long)]
+        name: String,
+    },
+    /// Set a new password (generated, or from standard input), unlock the account and end its
+    /// sessions.
+    Password {
+        #[command(flatten)]
+        data: DataDirArg,
+        /// The user name.
+        #[arg(long)]
+        name: String,
+        /// Read the password from standard input instead of generating one.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Enrol (or replace) the account's second factor and print it once.
+    Totp {
+        #[command(flatten)]
+        data: DataDirArg,
+        /// The user name.
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum CareteamCommand {
+    /// Put a clinician on a patient's care team.
+    Add {
+        #[command(flatten)]
+        data: DataDirArg,
+        /// The clinician's user name.
+        #[arg(long)]
+        user: String,
+        /// The patient's id.
+        #[arg(long)]
+        patient: String,
+    },
+    /// Take a clinician off a patient's care team.
+    Remove {
+        #[command(flatten)]
+        data: DataDirArg,
+        /// The clinician's user name.
+        #[arg(long)]
+        user: String,
+        /// The patient's id.
+        #[arg(long)]
+        patient: String,
     },
 }
 

@@ -17,6 +17,7 @@ mod eval;
 mod init;
 mod keys;
 mod patient;
+mod people;
 mod serve;
 mod sim;
 mod ward;
@@ -29,6 +30,8 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::run(&cli.log, &args.data_dir),
         Command::Device(command) => device::run(&cli.log, command),
         Command::Patient(command) => patient::run(&cli.log, command),
+        Command::User(command) => people::user(&cli.log, command),
+        Command::Careteam(command) => people::careteam(&cli.log, command),
         Command::Keys(command) => keys::run(&cli.log, command),
         Command::Audit(command) => audit::run(&cli.log, command),
         Command::Bench(command) => bench::run(&cli.log, command),

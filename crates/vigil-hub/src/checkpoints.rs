@@ -144,4 +144,49 @@ impl Checkpointer {
         self.store.add_checkpoint(size, Timestamp::now(), &note)?;
         Ok(Some(size))
     }
+
+    /// The newest signed checkpoint (its tree size and note) and, for each leaf index, its
+    /// inclusion proof in that tree (`None` for a leaf newer than the checkpoint: provable
+    /// after the next one). Blocking.
+    pub fn inclusion_proofs(
+        &self,
+        indexes: &[u64],
+    ) -> Result<Option<SignedProofs>, CheckpointFailure> {
+        let Some((size, note)) = self.store.latest_checkpoint()? else {
+            return Ok(None);
+        };
+        let mut tree = self
+            .tree
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        while tree.size() < size {
+            let leaves = self.store.leaf_hashes(tree.size(), CHUNK)?;
+            if leaves.is_empty() {
+                break;
+            }
+            for leaf in leaves {
+                tree.push(leaf);
+            }
+        }
+        let proofs = indexes
+            .iter()
+            .map(|&index| {
+                (index < size)
+                    .then(|| tree.inclusion_proof(index, size).ok())
+                    .flatten()
+            })
+            .collect();
+        Ok(Some(SignedProofs { size, note, proofs }))
+    }
+}
+
+/// Inclusion proofs against one signed checkpoint.
+#[derive(Debug, Clone)]
+pub struct SignedProofs {
+    /// The checkpoint's tree size.
+    pub size: u64,
+    /// The checkpoint, a signed note.
+    pub note: String,
+    /// One proof per leaf asked for, in order (`None`: not yet covered by the checkpoint).
+    pub proofs: Vec<Option<Vec<vigil_audit::hash::Hash>>>,
 }

@@ -12,15 +12,23 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 
 use vigil_detect::{Engine, Event};
+use vigil_model::Alert;
 use vigil_store::Store;
 
 /// Events waiting for the engine, at most.
 const QUEUE: usize = 65_536;
 
+/// What goes to the detection thread: an event to run the detectors over, or an alert the hub
+/// decided on itself (a break-glass access, a locked account), which takes the same way out.
+enum Item {
+    Event(Event),
+    Alert(Alert),
+}
+
 /// Where the hub reports events for detection. Cheap to clone.
 #[derive(Clone)]
 pub struct Detection {
-    queue: SyncSender<Event>,
+    queue: SyncSender<Item>,
     dropped: Arc<AtomicU64>,
 }
 
@@ -36,7 +44,7 @@ impl Detection {
     /// Starts the engine thread with every built-in detector, storing alerts in `store`. The
     /// thread ends when every `Detection` handle is dropped.
     pub fn start(store: Arc<dyn Store>) -> Detection {
-        let (queue, events) = sync_channel::<Event>(QUEUE);
+        let (queue, events) = sync_channel::<Item>(QUEUE);
         let started = std::thread::Builder::new()
             .name("vigil-detect".into())
             .spawn(move || run(&events, &*store, Engine::with_all_detectors()));
@@ -52,7 +60,16 @@ impl Detection {
 
     /// Reports `event` (never blocks).
     pub fn report(&self, event: Event) {
-        match self.queue.try_send(event) {
+        self.send(Item::Event(event));
+    }
+
+    /// Raises an alert the hub decided on itself (never blocks).
+    pub fn raise(&self, alert: Alert) {
+        self.send(Item::Alert(alert));
+    }
+
+    fn send(&self, item: Item) {
+        match self.queue.try_send(item) {
             Ok(()) => {}
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                 let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
@@ -69,9 +86,13 @@ impl Detection {
     }
 }
 
-fn run(events: &Receiver<Event>, store: &dyn Store, mut engine: Engine) {
-    for event in events {
-        for alert in engine.observe(&event) {
+fn run(items: &Receiver<Item>, store: &dyn Store, mut engine: Engine) {
+    for item in items {
+        let alerts = match item {
+            Item::Event(event) => engine.observe(&event),
+            Item::Alert(alert) => vec![alert],
+        };
+        for alert in alerts {
             tracing::warn!(
                 kind = ?alert.kind,
                 device = ?alert.device.as_ref().map(|d| d.as_str()),

@@ -5,6 +5,8 @@
 //! its verified certificate, then HTTP/1.1 with a header timeout. Every request carries the
 //! connection's [`Peer`].
 
+pub mod api;
+pub mod fhir;
 pub mod problem;
 pub mod routes;
 
@@ -19,10 +21,12 @@ use rustls::ServerConfig;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
+use vigil_detect::{Event, Refusal};
 use vigil_model::{Action, Actor, DeviceId, Outcome, ResourceKind};
 use vigil_pki::IdentityError;
 
 use crate::audit::{Auditor, entry};
+use crate::detection::Detection;
 use crate::listener::accept_loop;
 
 /// A TLS handshake must finish within this time.
@@ -47,14 +51,42 @@ pub async fn serve(
     tls: Arc<ServerConfig>,
     app: Router,
     auditor: Auditor,
+    detection: Option<Detection>,
     max_connections: usize,
     shutdown: impl Future<Output = ()>,
 ) {
     let acceptor = TlsAcceptor::from(tls);
     accept_loop(listener, max_connections, shutdown, |tcp, address| {
-        serve_connection(acceptor.clone(), tcp, address, app.clone(), auditor.clone())
+        serve_connection(
+            acceptor.clone(),
+            tcp,
+            address,
+            app.clone(),
+            auditor.clone(),
+            detection.clone(),
+        )
     })
     .await;
+}
+
+/// What a failed handshake tells detection, if anything: a refused client certificate (a
+/// failed authentication) or bytes that are not TLS (a scanner, a fuzzer). Handshakes given up
+/// by the client are not reported (browsers and health checks do that).
+fn handshake_refusal(error: &std::io::Error) -> Option<Refusal> {
+    match error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        Some(
+            rustls::Error::InvalidCertificate(_)
+            | rustls::Error::NoCertificatesPresented
+            | rustls::Error::InvalidCertRevocationList(_),
+        ) => Some(Refusal::BadCertificate),
+        Some(rustls::Error::InvalidMessage(_) | rustls::Error::PeerIncompatible(_)) => {
+            Some(Refusal::MalformedPacket)
+        }
+        _ => None,
+    }
 }
 
 async fn serve_connection(
@@ -63,11 +95,20 @@ async fn serve_connection(
     address: SocketAddr,
     app: Router,
     auditor: Auditor,
+    detection: Option<Detection>,
 ) {
     let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
         Ok(Ok(tls)) => tls,
         Ok(Err(error)) => {
             tracing::info!(%address, %error, "TLS handshake failed");
+            if let (Some(detection), Some(refusal)) = (&detection, handshake_refusal(&error)) {
+                detection.report(Event::Refused {
+                    at: vigil_model::Timestamp::now(),
+                    device: None,
+                    address: Some(address.ip()),
+                    refusal,
+                });
+            }
             return;
         }
         Err(_) => {

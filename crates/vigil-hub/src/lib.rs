@@ -9,6 +9,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod audit;
 pub mod checkpoints;
 pub mod detection;
@@ -68,6 +69,9 @@ pub enum HubError {
     /// TLS setup failure.
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    /// The session signing key could not be loaded or made.
+    #[error(transparent)]
+    SessionKey(#[from] access::SessionKeyError),
     /// A listener could not bind.
     #[error("cannot listen on {address}: {source}")]
     Bind {
@@ -80,6 +84,7 @@ pub enum HubError {
 
 /// A hub over one data directory.
 pub struct Hub {
+    data_dir: PathBuf,
     config: Config,
     registry: Registry,
     checkpointer: checkpoints::Checkpointer,
@@ -135,6 +140,7 @@ impl Hub {
         let registry = Registry::new(store, ca, pki, Lifetimes::from_config(&config.pki), auditor)
             .with_detection(detection);
         Ok(Hub {
+            data_dir: data_dir.to_owned(),
             config,
             registry,
             checkpointer,
@@ -226,9 +232,20 @@ impl Hub {
             Some(detection) => ingest.with_detection(detection.clone()),
             None => ingest,
         };
+        let signer = access::load_session_key(&self.data_dir)?;
+        let access = access::Access::new(
+            Arc::clone(registry.store()),
+            signer,
+            access::AccessSettings::from_config(&self.config.access),
+            registry.auditor().clone(),
+            registry.detection().cloned(),
+        );
         let app = https::routes::router(https::routes::Api {
             registry: registry.clone(),
             ingest: ingest.clone(),
+            access,
+            checkpointer: self.checkpointer.clone(),
+            mrn_system: https::fhir::MrnSystem(self.config.fhir.mrn_system.clone()),
         });
         let outbox = outbox::Outbox::new(Arc::clone(registry.store()), registry.auditor().clone());
         let (mqtt_stop, mqtt_stopped) = oneshot::channel::<()>();
@@ -244,6 +261,7 @@ impl Hub {
             },
         ));
         let auditor = registry.auditor().clone();
+        let detection = registry.detection().cloned();
         let crl_watch = tokio::spawn(tls::watch_crl(
             pki.crl_path(),
             vec![https_verifier],
@@ -253,9 +271,17 @@ impl Hub {
         let checkpointer = self.checkpointer;
         let checkpoints = tokio::spawn(sign_checkpoints(checkpointer.clone()));
         let server = tokio::spawn(async move {
-            https::serve(listener, https_tls, app, auditor, max_connections, async {
-                let _ = stopped.await;
-            })
+            https::serve(
+                listener,
+                https_tls,
+                app,
+                auditor,
+                detection,
+                max_connections,
+                async {
+                    let _ = stopped.await;
+                },
+            )
             .await;
             let _ = mqtt_stop.send(());
             let _ = mqtt_server.await;

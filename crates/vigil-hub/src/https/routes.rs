@@ -15,6 +15,8 @@ use vigil_store::TokenRefusal;
 use vigil_model::DeviceId;
 use vigil_wire::senml::{Encoding, MAX_PACK_BYTES};
 
+use crate::access::Access;
+use crate::checkpoints::Checkpointer;
 use crate::https::Peer;
 use crate::https::problem::Problem;
 use crate::ingest::{Ingest, IngestError};
@@ -31,6 +33,30 @@ pub struct Api {
     pub registry: Registry,
     /// The ingest pipeline.
     pub ingest: Ingest,
+    /// People's sign-in, sessions and access decisions.
+    pub access: Access,
+    /// The audit checkpoints (for inclusion proofs).
+    pub checkpointer: Checkpointer,
+    /// The `Identifier.system` of medical record numbers.
+    pub mrn_system: crate::https::fhir::MrnSystem,
+}
+
+impl FromRef<Api> for crate::https::fhir::MrnSystem {
+    fn from_ref(api: &Api) -> crate::https::fhir::MrnSystem {
+        api.mrn_system.clone()
+    }
+}
+
+impl FromRef<Api> for Access {
+    fn from_ref(api: &Api) -> Access {
+        api.access.clone()
+    }
+}
+
+impl FromRef<Api> for Checkpointer {
+    fn from_ref(api: &Api) -> Checkpointer {
+        api.checkpointer.clone()
+    }
 }
 
 impl FromRef<Api> for Registry {
@@ -45,9 +71,12 @@ impl FromRef<Api> for Ingest {
     }
 }
 
-/// The router of the device API.
+/// The router of the hub's HTTPS API: the device API here, the people's API
+/// ([`crate::https::api`]) and FHIR.
 pub fn router(api: Api) -> Router {
     Router::new()
+        .merge(crate::https::api::router())
+        .merge(crate::https::fhir::router())
         .route(
             "/api/v1/enroll",
             post(enroll).layer(DefaultBodyLimit::max(MAX_CSR_BYTES)),
