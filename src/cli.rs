@@ -60,6 +60,9 @@ pub(crate) enum Command {
     /// People who use Vigil: accounts, passwords, second factors.
     #[command(subcommand)]
     User(UserCommand),
+    /// The security officer's detection rules file (docs/rules.md).
+    #[command(subcommand)]
+    Rules(RulesCommand),
     /// Who cares for which patient (a clinician on the care team reads the patient's record).
     #[command(subcommand)]
     Careteam(CareteamCommand),
@@ -252,6 +255,16 @@ pub(crate) enum UserCommand {
         /// The user name.
         #[arg(long)]
         name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum RulesCommand {
+    /// Validate a rules file without touching a hub: every problem with its line and column.
+    /// A running hub reloads `rules.toml` in its data directory within a second of a change.
+    Check {
+        /// The rules file.
+        file: std::path::PathBuf,
     },
 }
 

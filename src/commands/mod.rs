@@ -32,6 +32,32 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Patient(command) => patient::run(&cli.log, command),
         Command::User(command) => people::user(&cli.log, command),
         Command::Careteam(command) => people::careteam(&cli.log, command),
+        Command::Rules(crate::cli::RulesCommand::Check { file }) => {
+            logging::init(&cli.log, LogLevel::Warn, LogFormat::Human)?;
+            match vigil_hub::rules::read_rules(&file) {
+                Ok(rules) => {
+                    let enabled = rules.rules().iter().filter(|r| r.enabled()).count();
+                    println!(
+                        "{}: {} rules ({enabled} enabled) are valid.",
+                        file.display(),
+                        rules.len()
+                    );
+                    for rule in rules.rules() {
+                        println!(
+                            "  {} ({}){}",
+                            rule.id(),
+                            rule.severity(),
+                            if rule.enabled() { "" } else { ", disabled" }
+                        );
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(error) => {
+                    eprintln!("{error}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
         Command::Keys(command) => keys::run(&cli.log, command),
         Command::Audit(command) => audit::run(&cli.log, command),
         Command::Bench(command) => bench::run(&cli.log, command),

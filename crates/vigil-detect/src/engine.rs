@@ -20,8 +20,8 @@ enum Subject {
 /// The detectors and the suppression state.
 pub struct Engine {
     detectors: Vec<Box<dyn Detector>>,
-    /// Last raised, per (kind, subject), in Unix milliseconds.
-    raised: HashMap<(AlertKind, Subject), i64>,
+    /// Last raised, per (kind, subject, rule), in Unix milliseconds.
+    raised: HashMap<(AlertKind, Subject, Option<String>), i64>,
     /// Alerts suppressed as repeats so far.
     suppressed: u64,
     scratch: Vec<Alert>,
@@ -69,7 +69,18 @@ impl Engine {
                 (None, Some(patient)) => Subject::Patient(patient.clone()),
                 (None, None) => Subject::Nobody,
             };
-            let key = (alert.kind, subject);
+            // Two rules of the security officer's file are two detections, not repeats.
+            let rule = (alert.kind == AlertKind::Rule)
+                .then(|| {
+                    alert.evidence.iter().find_map(|e| match e {
+                        vigil_model::Evidence::Fact { name, value } if name == "rule" => {
+                            Some(value.clone())
+                        }
+                        _ => None,
+                    })
+                })
+                .flatten();
+            let key = (alert.kind, subject, rule);
             match self.raised.get(&key) {
                 Some(last) if now - last < SUPPRESSION_WINDOW_MS => self.suppressed += 1,
                 _ => {
@@ -146,5 +157,40 @@ mod tests {
             "after the window"
         );
         assert_eq!(engine.suppressed(), 1);
+    }
+
+    /// Raises two rule alerts (rules `a` and `b`) about the event's device on every event.
+    struct TwoRules;
+
+    impl Detector for TwoRules {
+        fn name(&self) -> &'static str {
+            "two-rules"
+        }
+        fn observe(&mut self, event: &Event, alerts: &mut Vec<Alert>) {
+            if let Event::Connected { at, device, .. } = event {
+                for rule in ["a", "b"] {
+                    alerts.push(Alert {
+                        time: *at,
+                        severity: Severity::Low,
+                        kind: AlertKind::Rule,
+                        device: Some(device.clone()),
+                        patient: None,
+                        evidence: vec![vigil_model::Evidence::Fact {
+                            name: "rule".into(),
+                            value: rule.into(),
+                        }],
+                        attack_technique: None,
+                    });
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn different_rules_are_not_repeats_of_each_other() {
+        let mut engine = Engine::new(vec![Box::new(TwoRules)]);
+        assert_eq!(engine.observe(&connected("a", 0)).len(), 2);
+        assert_eq!(engine.observe(&connected("a", 10)).len(), 0);
+        assert_eq!(engine.observe(&connected("a", 61)).len(), 2);
     }
 }

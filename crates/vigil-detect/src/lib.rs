@@ -19,6 +19,7 @@
 pub mod detectors;
 mod engine;
 mod event;
+pub mod rules;
 
 pub use engine::{Engine, SUPPRESSION_WINDOW_MS};
 pub use event::{Event, Reading, Refusal};

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 
+use vigil_detect::rules::{RulesDetector, RulesHandle};
 use vigil_detect::{Engine, Event};
 use vigil_model::Alert;
 use vigil_store::Store;
@@ -41,13 +42,18 @@ impl std::fmt::Debug for Detection {
 }
 
 impl Detection {
-    /// Starts the engine thread with every built-in detector, storing alerts in `store`. The
+    /// Starts the engine thread with every built-in detector and the security officer's
+    /// rules (`rules`, which the hub may swap while running), storing alerts in `store`. The
     /// thread ends when every `Detection` handle is dropped.
-    pub fn start(store: Arc<dyn Store>) -> Detection {
+    pub fn start(store: Arc<dyn Store>, rules: RulesHandle) -> Detection {
         let (queue, events) = sync_channel::<Item>(QUEUE);
         let started = std::thread::Builder::new()
             .name("vigil-detect".into())
-            .spawn(move || run(&events, &*store, Engine::with_all_detectors()));
+            .spawn(move || {
+                let mut detectors = vigil_detect::detectors::all();
+                detectors.push(Box::new(RulesDetector::new(rules)));
+                run(&events, &*store, Engine::new(detectors));
+            });
         if let Err(error) = started {
             // Without its thread, reports fail to send and are counted as dropped.
             tracing::error!(%error, "detection thread did not start");

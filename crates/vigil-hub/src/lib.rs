@@ -19,6 +19,7 @@ pub mod listener;
 pub mod mqtt;
 pub mod outbox;
 pub mod registry;
+pub mod rules;
 pub mod throttle;
 pub mod tls;
 
@@ -85,6 +86,7 @@ pub enum HubError {
 /// A hub over one data directory.
 pub struct Hub {
     data_dir: PathBuf,
+    rules: vigil_detect::rules::RulesHandle,
     config: Config,
     registry: Registry,
     checkpointer: checkpoints::Checkpointer,
@@ -136,11 +138,13 @@ impl Hub {
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(data_dir, keyring)?);
         let auditor = Auditor::new(Arc::clone(&store));
         let checkpointer = checkpoints::Checkpointer::open(data_dir, Arc::clone(&store))?;
-        let detection = detection::Detection::start(Arc::clone(&store));
+        let rules = vigil_detect::rules::RulesHandle::new(rules::initial_rules(data_dir));
+        let detection = detection::Detection::start(Arc::clone(&store), rules.clone());
         let registry = Registry::new(store, ca, pki, Lifetimes::from_config(&config.pki), auditor)
             .with_detection(detection);
         Ok(Hub {
             data_dir: data_dir.to_owned(),
+            rules,
             config,
             registry,
             checkpointer,
@@ -268,6 +272,11 @@ impl Hub {
             CRL_POLL,
         ));
         let crl_refresh = tokio::spawn(refresh_crl(registry.clone()));
+        let rules_watch = tokio::spawn(rules::watch_rules(
+            self.data_dir.clone(),
+            self.rules.clone(),
+            registry.auditor().clone(),
+        ));
         let checkpointer = self.checkpointer;
         let checkpoints = tokio::spawn(sign_checkpoints(checkpointer.clone()));
         let server = tokio::spawn(async move {
@@ -287,6 +296,7 @@ impl Hub {
             let _ = mqtt_server.await;
             crl_watch.abort();
             crl_refresh.abort();
+            rules_watch.abort();
             checkpoints.abort();
             // A last checkpoint covers everything written until the stop.
             let _ = tokio::task::spawn_blocking(move || checkpointer.checkpoint()).await;
