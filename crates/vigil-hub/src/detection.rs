@@ -7,13 +7,14 @@
 //! is a background analyser by design: an alert arrives a few milliseconds after the event,
 //! and ingest latency does not depend on how many detectors run.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, OnceLock};
 
 use vigil_detect::rules::{RulesDetector, RulesHandle};
 use vigil_detect::{Engine, Event};
 use vigil_model::Alert;
+use vigil_siem::DispatcherHandle;
 use vigil_store::Store;
 
 /// Events waiting for the engine, at most.
@@ -30,6 +31,7 @@ enum Item {
 #[derive(Clone)]
 pub struct Detection {
     queue: SyncSender<Item>,
+    export: Arc<OnceLock<DispatcherHandle>>,
     dropped: Arc<AtomicU64>,
 }
 
@@ -47,12 +49,14 @@ impl Detection {
     /// thread ends when every `Detection` handle is dropped.
     pub fn start(store: Arc<dyn Store>, rules: RulesHandle) -> Detection {
         let (queue, events) = sync_channel::<Item>(QUEUE);
+        let export = Arc::new(OnceLock::new());
+        let thread_export = Arc::clone(&export);
         let started = std::thread::Builder::new()
             .name("vigil-detect".into())
             .spawn(move || {
                 let mut detectors = vigil_detect::detectors::all();
                 detectors.push(Box::new(RulesDetector::new(rules)));
-                run(&events, &*store, Engine::new(detectors));
+                run(&events, &*store, Engine::new(detectors), &thread_export);
             });
         if let Err(error) = started {
             // Without its thread, reports fail to send and are counted as dropped.
@@ -60,6 +64,7 @@ impl Detection {
         }
         Detection {
             queue,
+            export,
             dropped: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -67,6 +72,12 @@ impl Detection {
     /// Reports `event` (never blocks).
     pub fn report(&self, event: Event) {
         self.send(Item::Event(event));
+    }
+
+    /// Sends every alert stored from now on to the SIEM sinks too. Once only: a second call
+    /// returns the handle back.
+    pub fn export_to(&self, handle: DispatcherHandle) -> Result<(), DispatcherHandle> {
+        self.export.set(handle)
     }
 
     /// Raises an alert the hub decided on itself (never blocks).
@@ -92,7 +103,12 @@ impl Detection {
     }
 }
 
-fn run(items: &Receiver<Item>, store: &dyn Store, mut engine: Engine) {
+fn run(
+    items: &Receiver<Item>,
+    store: &dyn Store,
+    mut engine: Engine,
+    export: &OnceLock<DispatcherHandle>,
+) {
     for item in items {
         let alerts = match item {
             Item::Event(event) => engine.observe(&event),
@@ -104,8 +120,14 @@ fn run(items: &Receiver<Item>, store: &dyn Store, mut engine: Engine) {
                 device = ?alert.device.as_ref().map(|d| d.as_str()),
                 "alert raised"
             );
-            if let Err(error) = store.add_alert(&alert) {
-                tracing::error!(%error, "alert could not be stored");
+            match store.add_alert(&alert) {
+                // Exported with its store id, so a SIEM and the dashboard name it alike.
+                Ok(id) => {
+                    if let Some(export) = export.get() {
+                        export.send(id, &alert);
+                    }
+                }
+                Err(error) => tracing::error!(%error, "alert could not be stored"),
             }
         }
     }

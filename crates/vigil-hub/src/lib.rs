@@ -20,6 +20,7 @@ pub mod mqtt;
 pub mod outbox;
 pub mod registry;
 pub mod rules;
+pub mod siem;
 pub mod throttle;
 pub mod tls;
 
@@ -70,6 +71,9 @@ pub enum HubError {
     /// TLS setup failure.
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    /// Alert export could not start.
+    #[error(transparent)]
+    Siem(#[from] siem::SiemFileError),
     /// The session signing key could not be loaded or made.
     #[error(transparent)]
     SessionKey(#[from] access::SessionKeyError),
@@ -236,6 +240,11 @@ impl Hub {
             Some(detection) => ingest.with_detection(detection.clone()),
             None => ingest,
         };
+        let export = siem::start(&self.data_dir)?;
+        if let (Some(detection), Some(handle)) = (registry.detection(), export.clone()) {
+            // A hub is started once; a second handle would mean a bug, not a lost alert.
+            let _ = detection.export_to(handle);
+        }
         let signer = access::load_session_key(&self.data_dir)?;
         let access = access::Access::new(
             Arc::clone(registry.store()),
@@ -300,6 +309,13 @@ impl Hub {
             checkpoints.abort();
             // A last checkpoint covers everything written until the stop.
             let _ = tokio::task::spawn_blocking(move || checkpointer.checkpoint()).await;
+            if let Some(export) = export {
+                for sink in export.shutdown(Duration::from_secs(5)).await {
+                    if sink.dropped() > 0 {
+                        tracing::warn!(sink = %sink.name, dropped = sink.dropped(), "alerts not exported");
+                    }
+                }
+            }
         });
         Ok(RunningHub {
             https,

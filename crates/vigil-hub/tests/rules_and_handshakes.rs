@@ -39,8 +39,11 @@ async fn a_rules_file_written_while_the_hub_runs_applies_and_a_broken_one_is_ref
     let hub = start().await;
     let path = hub._dir.path().join(vigil_hub::rules::RULES_FILE);
     std::fs::write(&path, RULE).unwrap();
-    // The hub looks every second.
-    tokio::time::sleep(vigil_hub::rules::RULES_POLL * 2).await;
+    // The hub looks every second and audits what it loads.
+    assert!(
+        rules_audited(&hub, vigil_model::Outcome::Success).await,
+        "the new rules file was not loaded"
+    );
     garbage(hub.running.mqtt).await;
     let kinds = wait_for_alerts(hub.registry.store(), &[AlertKind::Rule]).await;
     assert!(kinds.contains(&AlertKind::Rule), "{kinds:?}");
@@ -57,25 +60,29 @@ async fn a_rules_file_written_while_the_hub_runs_applies_and_a_broken_one_is_ref
 
     // A broken file is refused, audited, and the rules in force stay.
     std::fs::write(&path, "[[rule]]\nid = \"half\"\n").unwrap();
-    let mut refused = false;
-    for _ in 0..60 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        refused = hub
+    assert!(
+        rules_audited(&hub, vigil_model::Outcome::Failed).await,
+        "the refused rules file was not audited"
+    );
+    hub.running.stop().await;
+}
+
+/// Waits (up to 10 s) for an audit entry of the rules file with `outcome`.
+async fn rules_audited(hub: &common::TestHub, outcome: vigil_model::Outcome) -> bool {
+    for _ in 0..100 {
+        let found = hub
             .registry
             .store()
             .audit_entries(0, 10_000)
             .unwrap()
             .iter()
-            .any(|(_, e)| {
-                e.resource.id == vigil_hub::rules::RULES_FILE
-                    && e.outcome == vigil_model::Outcome::Failed
-            });
-        if refused {
-            break;
+            .any(|(_, e)| e.resource.id == vigil_hub::rules::RULES_FILE && e.outcome == outcome);
+        if found {
+            return true;
         }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(refused, "the refused rules file was not audited");
-    hub.running.stop().await;
+    false
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -108,4 +115,61 @@ async fn failed_https_handshakes_from_one_address_are_a_burst() {
     let kinds = wait_for_alerts(hub.registry.store(), &[AlertKind::AuthFailureBurst]).await;
     assert!(kinds.contains(&AlertKind::AuthFailureBurst), "{kinds:?}");
     hub.running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_are_exported_to_a_syslog_receiver_as_cef() {
+    // The receiver first, so its port can go in the hub's siem.toml before the hub starts.
+    let receiver = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let port = receiver.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = vigil_config::load_from_str(
+        vigil_config::DEFAULT_CONFIG,
+        vigil_config::Source::Default,
+        [
+            (
+                "VIGIL_HUB_HTTPS_LISTEN".to_owned(),
+                "127.0.0.1:0".to_owned(),
+            ),
+            ("VIGIL_HUB_MQTT_LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
+        ],
+    )
+    .unwrap()
+    .config;
+    vigil_hub::Hub::initialise(dir.path(), &config).unwrap();
+    let siem = dir.path().join(vigil_hub::siem::SIEM_FILE);
+    std::fs::write(
+        &siem,
+        format!(
+            "[siem]\nhostname = \"hub.test\"\n\n[[siem.sinks]]\nname = \"soc\"\nkind = \"udp\"\naddress = \"127.0.0.1:{port}\"\nformat = \"cef\"\n"
+        ),
+    )
+    .unwrap();
+    // Readable by others: refused (the file may hold webhook secrets).
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&siem, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let hub = vigil_hub::Hub::open(dir.path(), config.clone()).unwrap();
+    assert!(matches!(
+        hub.start().await,
+        Err(vigil_hub::HubError::Siem(
+            vigil_hub::siem::SiemFileError::Permissions(_)
+        ))
+    ));
+    std::fs::set_permissions(&siem, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let hub = vigil_hub::Hub::open(dir.path(), config).unwrap();
+    let running = hub.start().await.unwrap();
+
+    garbage(running.https).await; // not TLS: a protocol violation
+    let mut datagram = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(10), receiver.recv(&mut datagram))
+        .await
+        .expect("an exported alert within 10 s")
+        .unwrap();
+    let message = String::from_utf8_lossy(&datagram[..n]).into_owned();
+    assert!(message.starts_with('<'), "{message}");
+    assert!(message.contains(" hub.test vigil "), "{message}");
+    assert!(message.contains("CEF:0|Vigil|Vigil|"), "{message}");
+    assert!(message.contains("protocol_violation"), "{message}");
+    running.stop().await;
 }
