@@ -196,6 +196,12 @@ PATHS = {
         "parameters": [query("status", {"type": "string", "enum": ["open", "acknowledged", "closed"]}),
                        query("limit", {"type": "integer", "minimum": 1, "maximum": 1000})],
         "responses": {**ok(200, {"type": "array", "items": ref("Alert")}), **problems(400, 401, 403)}}},
+    "/api/v1/alerts/stream": {"get": {
+        "operationId": "alertStream", "security": AUTH,
+        "summary": "Every alert stored from now on, as Server-Sent Events (event: alert | lagged)",
+        "responses": {"200": {"description": "An event stream that stays open",
+                              "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+                      **problems(401, 403)}}},
     "/api/v1/alerts/{alert}": {"get": {
         "operationId": "alert", "security": AUTH, "parameters": [path_param("alert")],
         "responses": {**ok(200, ref("Alert")), **problems(401, 403, 404)}}},

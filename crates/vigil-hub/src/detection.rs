@@ -20,6 +20,9 @@ use vigil_store::Store;
 /// Events waiting for the engine, at most.
 const QUEUE: usize = 65_536;
 
+/// Alerts a live subscriber may fall behind before it is told it missed some.
+pub const LIVE_BUFFER: usize = 1024;
+
 /// What goes to the detection thread: an event to run the detectors over, or an alert the hub
 /// decided on itself (a break-glass access, a locked account), which takes the same way out.
 enum Item {
@@ -32,6 +35,7 @@ enum Item {
 pub struct Detection {
     queue: SyncSender<Item>,
     export: Arc<OnceLock<DispatcherHandle>>,
+    live: tokio::sync::broadcast::Sender<(u64, Alert)>,
     dropped: Arc<AtomicU64>,
 }
 
@@ -51,12 +55,20 @@ impl Detection {
         let (queue, events) = sync_channel::<Item>(QUEUE);
         let export = Arc::new(OnceLock::new());
         let thread_export = Arc::clone(&export);
+        let (live, _) = tokio::sync::broadcast::channel(LIVE_BUFFER);
+        let thread_live = live.clone();
         let started = std::thread::Builder::new()
             .name("vigil-detect".into())
             .spawn(move || {
                 let mut detectors = vigil_detect::detectors::all();
                 detectors.push(Box::new(RulesDetector::new(rules)));
-                run(&events, &*store, Engine::new(detectors), &thread_export);
+                run(
+                    &events,
+                    &*store,
+                    Engine::new(detectors),
+                    &thread_export,
+                    &thread_live,
+                );
             });
         if let Err(error) = started {
             // Without its thread, reports fail to send and are counted as dropped.
@@ -65,6 +77,7 @@ impl Detection {
         Detection {
             queue,
             export,
+            live,
             dropped: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -78,6 +91,12 @@ impl Detection {
     /// returns the handle back.
     pub fn export_to(&self, handle: DispatcherHandle) -> Result<(), DispatcherHandle> {
         self.export.set(handle)
+    }
+
+    /// A live feed of every alert stored from now on, with its id. A subscriber that falls more
+    /// than [`LIVE_BUFFER`] alerts behind is told how many it missed.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<(u64, Alert)> {
+        self.live.subscribe()
     }
 
     /// Raises an alert the hub decided on itself (never blocks).
@@ -108,6 +127,7 @@ fn run(
     store: &dyn Store,
     mut engine: Engine,
     export: &OnceLock<DispatcherHandle>,
+    live: &tokio::sync::broadcast::Sender<(u64, Alert)>,
 ) {
     for item in items {
         let alerts = match item {
@@ -126,6 +146,8 @@ fn run(
                     if let Some(export) = export.get() {
                         export.send(id, &alert);
                     }
+                    // No subscriber is not an error.
+                    let _ = live.send((id, alert));
                 }
                 Err(error) => tracing::error!(%error, "alert could not be stored"),
             }

@@ -91,6 +91,7 @@ pub enum HubError {
 pub struct Hub {
     data_dir: PathBuf,
     rules: vigil_detect::rules::RulesHandle,
+    rules_seen: rules::Stamp,
     config: Config,
     registry: Registry,
     checkpointer: checkpoints::Checkpointer,
@@ -142,13 +143,15 @@ impl Hub {
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(data_dir, keyring)?);
         let auditor = Auditor::new(Arc::clone(&store));
         let checkpointer = checkpoints::Checkpointer::open(data_dir, Arc::clone(&store))?;
-        let rules = vigil_detect::rules::RulesHandle::new(rules::initial_rules(data_dir));
+        let (initial, rules_seen) = rules::initial_rules(data_dir);
+        let rules = vigil_detect::rules::RulesHandle::new(initial);
         let detection = detection::Detection::start(Arc::clone(&store), rules.clone());
         let registry = Registry::new(store, ca, pki, Lifetimes::from_config(&config.pki), auditor)
             .with_detection(detection);
         Ok(Hub {
             data_dir: data_dir.to_owned(),
             rules,
+            rules_seen,
             config,
             registry,
             checkpointer,
@@ -284,6 +287,7 @@ impl Hub {
         let rules_watch = tokio::spawn(rules::watch_rules(
             self.data_dir.clone(),
             self.rules.clone(),
+            self.rules_seen,
             registry.auditor().clone(),
         ));
         let checkpointer = self.checkpointer;

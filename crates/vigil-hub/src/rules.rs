@@ -56,14 +56,19 @@ pub fn read_rules(path: &Path) -> Result<RuleSet, RulesFileError> {
     })
 }
 
+/// What the watcher compares to notice a change: the file's modification time and length.
+pub type Stamp = Option<(SystemTime, u64)>;
+
 /// The rules in force at start: the data directory's file if it exists and is valid, else
-/// none (a problem is logged: the hub still runs its built-in detectors).
-pub fn initial_rules(data_dir: &Path) -> RuleSet {
+/// none (a problem is logged: the hub still runs its built-in detectors); with the file's
+/// stamp as read, from which [`watch_rules`] starts (so a change made between the two is seen).
+pub fn initial_rules(data_dir: &Path) -> (RuleSet, Stamp) {
     let path = data_dir.join(RULES_FILE);
-    if !path.exists() {
-        return RuleSet::empty();
+    let seen = stamp(&path);
+    if seen.is_none() {
+        return (RuleSet::empty(), seen);
     }
-    match read_rules(&path) {
+    let rules = match read_rules(&path) {
         Ok(rules) => {
             tracing::info!(rules = rules.len(), path = %path.display(), "detection rules loaded");
             rules
@@ -72,18 +77,23 @@ pub fn initial_rules(data_dir: &Path) -> RuleSet {
             tracing::error!(%error, "detection rules refused; running without them until the file is fixed");
             RuleSet::empty()
         }
-    }
+    };
+    (rules, seen)
 }
 
-fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
+fn stamp(path: &Path) -> Stamp {
     let metadata = std::fs::metadata(path).ok()?;
     Some((metadata.modified().ok()?, metadata.len()))
 }
 
 /// Watches the rules file and swaps valid new versions into `handle` (each change audited).
-pub async fn watch_rules(data_dir: PathBuf, handle: RulesHandle, auditor: Auditor) {
+pub async fn watch_rules(
+    data_dir: PathBuf,
+    handle: RulesHandle,
+    mut seen: Stamp,
+    auditor: Auditor,
+) {
     let path = data_dir.join(RULES_FILE);
-    let mut seen = stamp(&path);
     let mut ticker = tokio::time::interval(RULES_POLL);
     loop {
         ticker.tick().await;

@@ -173,3 +173,84 @@ async fn alerts_are_exported_to_a_syslog_receiver_as_cef() {
     assert!(message.contains("protocol_violation"), "{message}");
     running.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_security_officer_sees_alerts_live_as_server_sent_events() {
+    let hub = start().await;
+    let store = hub.registry.store();
+    let made = vigil_hub::access::users::create_user(
+        store.as_ref(),
+        hub.registry.auditor(),
+        vigil_model::Actor::System,
+        vigil_model::UserId::new("sec.lee").unwrap(),
+        vigil_model::Role::SecurityOfficer,
+        None,
+        None,
+    )
+    .unwrap();
+    let secret = made.totp.unwrap();
+    let now = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+    .unwrap();
+    let code = vigil_auth::totp::code_at(&secret, now).unwrap();
+    let ca = std::fs::read(hub._dir.path().join("pki/ca.crt.pem")).unwrap();
+    let client = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&ca).unwrap()])
+        .build()
+        .unwrap();
+    let base = format!("https://localhost:{}", hub.running.https.port());
+    let session: serde_json::Value = client
+        .post(format!("{base}/api/v1/session"))
+        .json(&serde_json::json!({"user": "sec.lee", "password": made.password, "code": code}))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = session["token"].as_str().unwrap().to_owned();
+
+    // Without a token: refused.
+    let anonymous = client
+        .get(format!("{base}/api/v1/alerts/stream"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), reqwest::StatusCode::UNAUTHORIZED);
+
+    let mut stream = client
+        .get(format!("{base}/api/v1/alerts/stream"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), reqwest::StatusCode::OK);
+    assert!(
+        stream.headers()[reqwest::header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    garbage(hub.running.https).await; // a protocol violation: an alert
+    let mut received = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !received.contains("event: alert") {
+        let chunk = tokio::time::timeout_at(deadline, stream.chunk())
+            .await
+            .expect("an alert on the stream within 10 s")
+            .unwrap()
+            .expect("the stream stays open");
+        received.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(
+        received.contains("\"kind\":\"protocol_violation\""),
+        "{received}"
+    );
+    hub.running.stop().await;
+}

@@ -67,6 +67,7 @@ pub fn router() -> Router<Api> {
             get(patients::access_log),
         )
         .route("/api/v1/alerts", get(alerts::list))
+        .route("/api/v1/alerts/stream", get(alerts::stream))
         .route("/api/v1/alerts/{alert}", get(alerts::one))
         .route(
             "/api/v1/alerts/{alert}/acknowledge",

@@ -206,3 +206,69 @@ async fn set_status(
     })
     .await
 }
+
+/// How often an idle stream sends a comment, so that proxies keep it open.
+const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// `GET /api/v1/alerts/stream`: every alert stored from now on, as Server-Sent Events (`event:
+/// alert`, data: the alert as in the list; `event: lagged` when the reader fell behind and
+/// alerts were skipped: read the list to catch up).
+pub(super) async fn stream(
+    State(access): State<Access>,
+    State(registry): State<crate::Registry>,
+    principal: Principal,
+) -> Result<axum::response::Response, Problem> {
+    use axum::response::IntoResponse;
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    use tokio::sync::broadcast::error::RecvError;
+    let check = access.clone();
+    let who = principal.clone();
+    blocking(move || {
+        check
+            .authorize(&who, Operation::ReadAlerts, None)
+            .map_err(authorize_problem)
+    })
+    .await?;
+    let Some(detection) = registry.detection() else {
+        return Err(Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "detection-off",
+            "Detection is off",
+            "this hub runs without detection; there is no alert stream",
+        ));
+    };
+    access.auditor().record_later(entry(
+        Actor::User(principal.user.clone()),
+        Action::Read,
+        ResourceKind::Alert,
+        "stream",
+        Outcome::Success,
+        Some("live alert stream opened"),
+    ));
+    let receiver = detection.subscribe();
+    let events = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        let event = match receiver.recv().await {
+            Ok((id, alert)) => {
+                let stored = StoredAlert {
+                    id,
+                    alert,
+                    status: AlertStatus::Open,
+                    handled: None,
+                };
+                Event::default()
+                    .event("alert")
+                    .id(id.to_string())
+                    .json_data(view(stored))
+                    .unwrap_or_else(|_| Event::default().event("error"))
+            }
+            Err(RecvError::Lagged(missed)) => {
+                Event::default().event("lagged").data(missed.to_string())
+            }
+            Err(RecvError::Closed) => return None,
+        };
+        Some((Ok::<Event, std::convert::Infallible>(event), receiver))
+    });
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+        .into_response())
+}
