@@ -92,6 +92,7 @@ async fn demo(
     let hub = Hub::open(dir, config)?;
     let prefix = ward::free_prefix(&hub, "")?;
     let tickets = ward::provision(&hub, &ward, &prefix)?;
+    let clinician = demo_clinician(&hub, &prefix)?;
     let store: Arc<dyn Store> = Arc::clone(hub.store());
     let ca_pem = hub.registry().ca().cert_pem().to_owned();
     let running = match hub.start().await {
@@ -127,6 +128,15 @@ async fn demo(
             || "; Ctrl-C to stop".to_owned(),
             |d| format!("; stopping after {d} s")
         )
+    );
+
+    let (user, password, patient) = &clinician;
+    println!(
+        "Clinician {user} (password {password}) is on the care team of {patient}: sign in with\n  \
+         curl --cacert {ca} -H 'content-type: application/json' -d '{{\"user\":\"{user}\",\"password\":\"{password}\"}}' https://localhost:{port}/api/v1/session\n  \
+         then GET https://localhost:{port}/fhir/r4/Observation?patient={patient} with the token as a bearer.",
+        ca = dir.join("pki/ca.crt.pem").display(),
+        port = running.https.port(),
     );
 
     let stats = Arc::new(Stats::default());
@@ -256,6 +266,29 @@ async fn alerts_by_kind(store: &Arc<dyn Store>) -> String {
         .map(|(kind, n)| format!("{kind} {n}"))
         .collect::<Vec<_>>()
         .join(" · ")
+}
+
+/// A clinician on the care team of the ward's first patient, so that the demo's data can be
+/// read through FHIR while it runs: (user, password, patient).
+fn demo_clinician(hub: &Hub, prefix: &str) -> anyhow::Result<(String, String, String)> {
+    let user = vigil_model::UserId::new(format!("{prefix}dr.demo"))?;
+    let patient = vigil_model::PatientId::new(format!("{prefix}patient-000"))?;
+    let made = vigil_hub::access::users::create_user(
+        hub.store().as_ref(),
+        hub.registry().auditor(),
+        vigil_model::Actor::System,
+        user.clone(),
+        vigil_model::Role::Clinician,
+        None,
+        None,
+    )?;
+    hub.store()
+        .add_to_care_team(&user, &patient, vigil_model::Timestamp::now())?;
+    Ok((
+        user.as_str().to_owned(),
+        made.password,
+        patient.as_str().to_owned(),
+    ))
 }
 
 fn summary(
