@@ -19,6 +19,7 @@ fn device_id(text: &str) -> anyhow::Result<DeviceId> {
 pub(crate) fn run(log: &LogArgs, command: DeviceCommand) -> anyhow::Result<ExitCode> {
     match command {
         DeviceCommand::Add { data, id, class } => {
+            super::fhir_safe_id("--id", &id)?;
             let id = device_id(&id)?;
             let class: DeviceClass = class.parse().context("--class")?;
             let hub = open(log, &data.data_dir)?;

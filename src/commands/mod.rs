@@ -111,3 +111,14 @@ pub(crate) fn checkpoint(hub: &vigil_hub::Hub) {
         tracing::warn!(%error, "the change is recorded, but no checkpoint could be signed");
     }
 }
+
+/// New patients and devices are served as FHIR resources, whose ids may not hold `_` (FHIR R4
+/// `id`: `[A-Za-z0-9\-\.]{1,64}`); Vigil ids may, so new ones are held to FHIR's rule here.
+pub(crate) fn fhir_safe_id(flag: &str, id: &str) -> anyhow::Result<()> {
+    if id.contains('_') {
+        anyhow::bail!(
+            "{flag}: use letters, digits, '-' and '.' only ('_' cannot appear in a FHIR resource id)"
+        );
+    }
+    Ok(())
+}

@@ -19,6 +19,7 @@ pub(crate) fn run(log: &LogArgs, command: PatientCommand) -> anyhow::Result<Exit
             mrn,
             birth_date,
         } => {
+            super::fhir_safe_id("--id", &id)?;
             let id = PatientId::new(id).context("--id")?;
             let format = time::macros::format_description!("[year]-[month]-[day]");
             // The value is PHI: the error says what is wrong, not what was typed.
