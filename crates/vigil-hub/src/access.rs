@@ -203,8 +203,8 @@ impl Access {
                 self.inner.auditor.record_later(entry(
                     Actor::User(principal.user.clone()),
                     action_of(operation),
-                    patient.map_or(ResourceKind::Configuration, |_| ResourceKind::Patient),
-                    patient.map_or("-", |p| p.as_str()),
+                    patient.map_or(resource_of(operation), |_| ResourceKind::Patient),
+                    patient.map_or("*", |p| p.as_str()),
                     Outcome::Denied,
                     Some(&format!("{operation:?}: {reason:?}")),
                 ));
@@ -277,6 +277,19 @@ pub enum AuthorizeError {
     /// The store failed while gathering the facts.
     #[error(transparent)]
     Store(#[from] vigil_store::StoreError),
+}
+
+/// What an operation not about one patient applies to, for the audit entry of a refusal.
+fn resource_of(operation: Operation) -> ResourceKind {
+    match operation {
+        Operation::ManageUsers => ResourceKind::User,
+        Operation::ListDevices | Operation::ReadDevice | Operation::ManageDevices => {
+            ResourceKind::Device
+        }
+        Operation::ReadAlerts | Operation::HandleAlerts => ResourceKind::Alert,
+        Operation::ReadAuditLog | Operation::ReadCheckpoints => ResourceKind::AuditLog,
+        _ => ResourceKind::Patient,
+    }
 }
 
 /// The audit action of an operation.
