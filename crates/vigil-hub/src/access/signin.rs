@@ -145,6 +145,14 @@ impl Access {
             }
         }
         store.clear_sign_in_failures(&id)?;
+        // A hash made with weaker parameters than today's is upgraded while the password is
+        // at hand (the only time it is).
+        if let Some(phc) = &credentials.password
+            && password::needs_rehash(phc)
+            && let Ok(upgraded) = password::hash_password(password_text)
+        {
+            store.set_password(&id, &upgraded)?;
+        }
 
         let allowed = policy::role_scopes(record.role);
         let scopes = match requested {
