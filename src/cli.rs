@@ -321,6 +321,34 @@ pub(crate) enum BenchCommand {
     /// Ingest throughput and latency: an embedded hub in a fresh data directory, N simulated
     /// devices over MQTT 3.1.1 with mutual TLS at QoS 1, each with one message in flight.
     Ingest(BenchIngestArgs),
+    /// Reading through FHIR: one patient's observations (by default 24 h at 1 Hz of five
+    /// vitals, 432,000) read page by page over HTTPS by a signed-in clinician from a hub in its
+    /// own process; wall time, bytes, observations/s and the hub's CPU time per run.
+    Fhir(BenchFhirArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BenchFhirArgs {
+    /// Hours of observations the patient has (up to 168).
+    #[arg(long, default_value_t = 24.0)]
+    pub(crate) hours: f64,
+    /// Readings per second of each quantity (1 to 100).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub(crate) hz: u32,
+    /// Quantities the bedside monitor reports (1 to 9): heart rate, SpO2, respiration rate,
+    /// NIBP systolic and diastolic, then pulse rate, NIBP mean, temperature, battery.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u8).range(1..=9))]
+    pub(crate) quantities: u8,
+    /// Observations per page (FHIR `_count`, 1 to 10,000).
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub(crate) page: u32,
+    /// Times to read everything (the best and the median are reported).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub(crate) runs: u32,
+    /// Ask for the next page (its link read from the end of this one) while parsing this one,
+    /// instead of parsing each page before asking for the next.
+    #[arg(long)]
+    pub(crate) overlap: bool,
 }
 
 #[derive(Debug, Args)]

@@ -32,6 +32,9 @@ impl Timestamp {
     /// The Unix epoch.
     pub const EPOCH: Timestamp = Timestamp(0);
 
+    /// The last instant a timestamp holds, 9999-12-31T23:59:59.999Z (RFC 3339's last year).
+    pub const MAX: Timestamp = Timestamp(MAX_MILLIS);
+
     /// A timestamp from milliseconds since the epoch.
     pub fn from_unix_millis(millis: i64) -> Result<Self, TimestampError> {
         if (0..=MAX_MILLIS).contains(&millis) {

@@ -1,9 +1,12 @@
+//! `vigil bench ingest` and `vigil bench fhir` ([`fhir`]).
+//!
 //! `vigil bench ingest`: observations per second and publish-to-PUBACK latency through the whole
 //! path (MQTT over mutual TLS, SenML decoding and validation, sealing, audit leaf, durable
 //! commit), against a hub in its own process on loopback in a fresh data directory, or against
 //! any MQTT server for comparison.
 
 mod device;
+mod fhir;
 mod hub_process;
 mod procfs;
 
@@ -26,12 +29,18 @@ use hub_process::HubProcess;
 const CONNECTING_AT_ONCE: usize = 64;
 
 pub(crate) fn run(log: &LogArgs, command: BenchCommand) -> anyhow::Result<ExitCode> {
-    let BenchCommand::Ingest(args) = command;
     logging::init(
         log,
         vigil_config::LogLevel::Warn,
         vigil_config::LogFormat::Human,
     )?;
+    let args = match command {
+        BenchCommand::Ingest(args) => args,
+        BenchCommand::Fhir(args) => {
+            fhir::run(&args)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
     if args.devices == 0 || args.readings == 0 || args.readings > 500 {
         bail!("--devices must be at least 1 and --readings between 1 and 500");
     }

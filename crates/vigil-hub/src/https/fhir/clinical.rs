@@ -220,8 +220,10 @@ fn observation_page(
     search: &Search,
 ) -> Result<Page, Fail> {
     let from = Timestamp::from_unix_millis(search.range.start.max(0)).unwrap_or(Timestamp::EPOCH);
-    let to = Timestamp::from_unix_millis(search.range.end)
-        .unwrap_or(Timestamp::from_unix_millis(i64::MAX).unwrap_or(Timestamp::EPOCH));
+    // A search without an upper date bound ends at i64::MAX, past what a Timestamp holds: it
+    // ends at the last instant one does (falling back to the epoch found nothing).
+    let to = Timestamp::from_unix_millis(search.range.end.clamp(0, Timestamp::MAX.unix_millis()))
+        .unwrap_or(Timestamp::EPOCH);
     let limit = usize::try_from(search.count).unwrap_or(100);
     let rows = store.observation_page(&ObservationQuery {
         patient: patient.clone(),
