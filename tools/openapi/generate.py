@@ -3,16 +3,30 @@
 people's API (/api/v1). Kept as code so that shared shapes (problems, parameters) are written
 once; the hub serves the generated file and schemathesis tests the hub against it.
 
-Run: python3 tools/openapi/generate.py  (the test suite checks the file is up to date)."""
+Run: python3 tools/openapi/generate.py; with --check it only says whether the file is up to date
+(tests/access.rs runs that)."""
 
 import json
 import pathlib
+import sys
 
 OUT = pathlib.Path(__file__).resolve().parents[2] / "crates/vigil-hub/src/https/api/openapi.json"
 
 ROLE = {"type": "string", "enum": ["admin", "security_officer", "clinical_engineer", "clinician", "patient", "auditor"]}
 TIME = {"type": "string", "format": "date-time"}
-ID = {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"}
+# vigil_model's identifiers: 1 to 64 of letters, digits, '.', '-', '_', starting with a letter or digit.
+ID = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"}
+# Leaf indexes and positions: the hub reads u64; clients are promised what fits an int64.
+INDEX = {"type": "integer", "format": "int64", "minimum": 0, "maximum": 2**63 - 1}
+
+
+# SMART scopes as vigil_auth::scope parses them: at most 64 space-separated scopes, each one of
+# Vigil's special scopes or context/ResourceType.permissions ("cruds" letters in order, or the
+# v1 forms read, write, *). Anything else is refused with 400 invalid-scope.
+SCOPE = (r"(openid|fhirUser|launch/patient|offline_access|online_access"
+         r"|(patient|user|system)/(\*|[A-Z][A-Za-z]{0,63})\.(cr?u?d?s?|ru?d?s?|ud?s?|ds?|s|read|write|\*))")
+SCOPES = {"type": "string", "maxLength": 4096, "pattern": f"^ *({SCOPE}( +{SCOPE}){{0,63}})? *$",
+          "description": "SMART scopes to narrow the session to (within the role's)."}
 
 
 def ref(name):
@@ -38,7 +52,7 @@ SCHEMAS = {
         "user": {"type": "string", "maxLength": 64},
         "password": {"type": "string", "maxLength": 256},
         "code": {"type": "string", "description": "The second-factor (TOTP) code, when the account has one."},
-        "scope": {"type": "string", "description": "SMART scopes to narrow the session to."}}),
+        "scope": SCOPES}),
     "Session": obj(["token", "token_type", "user", "role", "expires_at", "idle_timeout_seconds", "scope"], {
         "token": {"type": "string"}, "token_type": {"type": "string", "enum": ["Bearer"]},
         "user": {"type": "string"}, "role": ROLE, "expires_at": TIME,
@@ -48,8 +62,14 @@ SCHEMAS = {
         "scope": {"type": "string"}}),
     "User": obj(["user", "role", "created_at", "disabled_at"], {
         "user": {"type": "string"}, "role": ROLE, "created_at": TIME, "disabled_at": nullable(TIME)}),
-    "NewUser": obj(["user", "role"], {
-        "user": ID, "role": ROLE, "patient": nullable(ID)}),
+    # A patient account names its patient; no other account may (the hub answers 400).
+    "NewUser": {"oneOf": [
+        obj(["user", "role", "patient"], {"user": ID, "role": {"type": "string", "enum": ["patient"]}, "patient": ID}),
+        obj(["user", "role"], {
+            "user": ID,
+            "role": {"type": "string", "enum": [r for r in ROLE["enum"] if r != "patient"]},
+            "patient": {"type": "string", "nullable": True, "enum": [None]}}),
+    ]},
     "CreatedUser": obj(["user", "role", "initial_password", "totp_uri"], {
         "user": {"type": "string"}, "role": ROLE, "initial_password": {"type": "string"},
         "totp_uri": nullable({"type": "string"})}),
@@ -188,7 +208,7 @@ PATHS = {
                       **problems(*WRITE)}}},
     "/api/v1/patients/{patient}/access-log": {"get": {
         "operationId": "accessLog", "security": AUTH,
-        "parameters": [path_param("patient"), query("before", {"type": "integer", "minimum": 0}),
+        "parameters": [path_param("patient"), query("before", INDEX),
                        query("limit", {"type": "integer", "minimum": 1, "maximum": 500})],
         "responses": {**ok(200, ref("AccessLog")), **problems(*READ)}}},
     "/api/v1/alerts": {"get": {
@@ -213,7 +233,7 @@ PATHS = {
         "responses": {**ok(200, ref("Alert")), **problems(401, 403, 404, 409)}}},
     "/api/v1/audit/entries": {"get": {
         "operationId": "auditEntries", "security": AUTH,
-        "parameters": [query("from", {"type": "integer", "minimum": 0}),
+        "parameters": [query("from", INDEX),
                        query("limit", {"type": "integer", "minimum": 1, "maximum": 1000})],
         "responses": {**ok(200, {"type": "array", "items": ref("IndexedEntry")}), **problems(400, 401, 403)}}},
     "/api/v1/audit/checkpoint": {"get": {
@@ -221,7 +241,7 @@ PATHS = {
         "responses": {**ok(200, ref("Checkpoint")), **problems(401, 403, 404)}}},
     "/api/v1/audit/proof": {"get": {
         "operationId": "auditProof", "security": AUTH,
-        "parameters": [{"name": "index", "in": "query", "required": True, "schema": {"type": "integer", "minimum": 0}}],
+        "parameters": [{"name": "index", "in": "query", "required": True, "schema": INDEX}],
         "responses": {**ok(200, ref("Proof")), **problems(400, 401, 403, 404)}}},
     "/api/v1/devices": {"get": {
         "operationId": "listDevices", "security": AUTH,
@@ -252,5 +272,11 @@ DOCUMENT = {
 }
 
 if __name__ == "__main__":
-    OUT.write_text(json.dumps(DOCUMENT, indent=1, sort_keys=False) + "\n")
-    print(f"wrote {OUT}")
+    TEXT = json.dumps(DOCUMENT, indent=1, sort_keys=False) + "\n"
+    if sys.argv[1:] == ["--check"]:
+        if OUT.read_text() != TEXT:
+            sys.exit(f"{OUT} is out of date: run python3 tools/openapi/generate.py")
+        print(f"{OUT} is up to date")
+    else:
+        OUT.write_text(TEXT)
+        print(f"wrote {OUT}")

@@ -80,6 +80,48 @@ pub fn router() -> Router<Api> {
         .route("/api/v1/devices", get(devices::list))
         .route("/api/v1/devices/{device}", get(devices::one))
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
+        .layer(axum::middleware::map_response(as_problem))
+}
+
+/// The refusals axum makes before a handler runs (a path segment that is not UTF-8: plain
+/// text; a method the route does not take: an empty 405) become problem documents like every
+/// other refusal of this API. The `Allow` header of a 405 is kept.
+async fn as_problem(response: axum::response::Response) -> axum::response::Response {
+    use axum::http::header::{ALLOW, CONTENT_TYPE};
+    use axum::response::IntoResponse;
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if is_problem || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let problem = match status {
+        StatusCode::METHOD_NOT_ALLOWED => Problem::new(
+            status,
+            "method-not-allowed",
+            "Method not allowed",
+            "this resource does not take this method (see the Allow header)",
+        ),
+        StatusCode::BAD_REQUEST => Problem::new(
+            status,
+            "bad-request",
+            "Bad request",
+            "the request's path could not be read",
+        ),
+        _ => Problem::new(
+            status,
+            "refused",
+            status.canonical_reason().unwrap_or("Refused"),
+            "the request was refused",
+        ),
+    };
+    let mut converted = problem.into_response();
+    if let Some(allow) = response.headers().get(ALLOW) {
+        converted.headers_mut().insert(ALLOW, allow.clone());
+    }
+    converted
 }
 
 async fn openapi() -> impl axum::response::IntoResponse {

@@ -45,6 +45,32 @@ pub fn router() -> Router<Api> {
         .route("/fhir/r4/DetectedIssue", get(security::search_issues))
         .route("/fhir/r4/DetectedIssue/{id}", get(security::read_issue))
         .route("/fhir/r4/{*rest}", axum::routing::any(unsupported))
+        .layer(axum::middleware::map_response(as_outcome))
+}
+
+/// The refusals axum makes before a handler runs (an id that is not UTF-8: plain text; a
+/// method the route does not take: an empty 405) become OperationOutcomes like every other
+/// refusal of FHIR. The `Allow` header of a 405 is kept.
+async fn as_outcome(response: Response) -> Response {
+    let status = response.status();
+    let is_fhir = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(FHIR_JSON.as_bytes()));
+    if is_fhir || !status.is_client_error() {
+        return response;
+    }
+    let error = match status {
+        StatusCode::METHOD_NOT_ALLOWED => FhirError::UnsupportedInteraction,
+        // The only requests axum refuses itself with 400 are ids that are not UTF-8.
+        StatusCode::BAD_REQUEST => FhirError::InvalidId,
+        _ => return response,
+    };
+    let mut converted = Fail(error).into_response();
+    if let Some(allow) = response.headers().get(header::ALLOW) {
+        converted.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    converted
 }
 
 /// Anything else under `/fhir/r4`: an unknown type (404) or an interaction Vigil does not
