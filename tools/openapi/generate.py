@@ -164,6 +164,22 @@ PATHS = {
     },
     "/api/v1/me": {"get": {"operationId": "me", "security": AUTH,
                            "responses": {**ok(200, ref("Me")), **problems(401)}}},
+    "/api/v1/oidc/login": {"get": {
+        "operationId": "oidcLogin", "security": [],
+        "summary": "Sign in through the hospital's OpenID provider: a redirect to its authorization "
+                   "endpoint (code flow, PKCE S256); 404 when [oidc] is not configured",
+        "responses": {"302": {"description": "To the provider; the sign-in must come back within 10 minutes"},
+                      **problems(404)}}},
+    "/api/v1/oidc/callback": {"get": {
+        "operationId": "oidcCallback", "security": [],
+        "summary": "Where the provider sends the browser back: the code is exchanged, the ID token "
+                   "verified, and an existing, enabled Vigil user signed in (administrators and "
+                   "security officers only with multi-factor authentication at the provider)",
+        "parameters": [query("code", {"type": "string"}), query("state", {"type": "string"}),
+                       query("error", {"type": "string"}), query("iss", {"type": "string"})],
+        "responses": {**ok(201, ref("Session"), "Signed in, as by POST /api/v1/session"),
+                      **problems(400, 401, 403, 404),
+                      "502": {"description": "The provider's answer could not be used", "content": PROBLEM}}}},
     "/api/v1/users": {
         "get": {"operationId": "listUsers", "security": AUTH,
                 "responses": {**ok(200, {"type": "array", "items": ref("User")}), **problems(401, 403)}},

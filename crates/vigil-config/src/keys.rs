@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 
 use crate::{
     AccessConfig, Config, ConfigError, FhirConfig, HubConfig, IngestConfig, LogConfig, LogFormat,
-    LogLevel, PkiConfig, Raw, Source,
+    LogLevel, OidcConfig, PkiConfig, Raw, Secret, Source, UsernameClaim,
 };
 
 /// One configuration key.
@@ -113,6 +113,46 @@ pub const KEYS: &[KeySpec] = &[
         env: "VIGIL_FHIR_MRN_SYSTEM",
         default: "\"urn:vigil:mrn\"",
     },
+    KeySpec {
+        path: "oidc.issuer",
+        env: "VIGIL_OIDC_ISSUER",
+        default: "\"\"",
+    },
+    KeySpec {
+        path: "oidc.client_id",
+        env: "VIGIL_OIDC_CLIENT_ID",
+        default: "\"\"",
+    },
+    KeySpec {
+        path: "oidc.client_secret",
+        env: "VIGIL_OIDC_CLIENT_SECRET",
+        default: "\"\"",
+    },
+    KeySpec {
+        path: "oidc.redirect_uri",
+        env: "VIGIL_OIDC_REDIRECT_URI",
+        default: "\"\"",
+    },
+    KeySpec {
+        path: "oidc.username_claim",
+        env: "VIGIL_OIDC_USERNAME_CLAIM",
+        default: "\"preferred_username\"",
+    },
+    KeySpec {
+        path: "oidc.username_domain",
+        env: "VIGIL_OIDC_USERNAME_DOMAIN",
+        default: "\"\"",
+    },
+    KeySpec {
+        path: "oidc.mfa_acr",
+        env: "VIGIL_OIDC_MFA_ACR",
+        default: "\"\"",
+    },
+    KeySpec {
+        path: "oidc.ca_file",
+        env: "VIGIL_OIDC_CA_FILE",
+        default: "\"\"",
+    },
 ];
 
 /// Types every key, filling in defaults, and checks each value.
@@ -149,6 +189,7 @@ pub(crate) fn build(raw: &BTreeMap<&'static str, Raw>) -> Result<Config, ConfigE
     let lockout_failures = integer(raw, "access.lockout_failures", 3..=20)?;
     let lockout_minutes = integer(raw, "access.lockout_minutes", 1..=24 * 60)?;
     let mrn_system = uri(raw, "fhir.mrn_system")?;
+    let oidc = oidc(raw)?;
     Ok(Config {
         log: LogConfig { level, format },
         hub: HubConfig {
@@ -175,9 +216,131 @@ pub(crate) fn build(raw: &BTreeMap<&'static str, Raw>) -> Result<Config, ConfigE
             lockout_minutes: u32::try_from(lockout_minutes).unwrap_or(15),
         },
         fhir: FhirConfig { mrn_system },
+        oidc,
     })
 }
 
+/// The `[oidc]` section: off while `oidc.issuer` is empty; when set, the client's keys are
+/// required.
+fn oidc(raw: &BTreeMap<&'static str, Raw>) -> Result<OidcConfig, ConfigError> {
+    let username_claim = one_of(
+        raw,
+        "oidc.username_claim",
+        &[
+            ("preferred_username", UsernameClaim::PreferredUsername),
+            ("email", UsernameClaim::Email),
+            ("sub", UsernameClaim::Sub),
+        ],
+    )?;
+    let issuer = text(raw, "oidc.issuer", 0..=MAX_URL_LEN)?;
+    if issuer.is_empty() {
+        return Ok(OidcConfig {
+            username_claim,
+            ..OidcConfig::default()
+        });
+    }
+    web_url(raw, "oidc.issuer", true)?;
+    let redirect_uri = text(raw, "oidc.redirect_uri", 0..=MAX_URL_LEN)?;
+    web_url(raw, "oidc.redirect_uri", false)?;
+    let username_domain = text(raw, "oidc.username_domain", 0..=253)?;
+    if !username_domain.is_empty() && !is_host_name(&username_domain) {
+        return Err(invalid(
+            "oidc.username_domain",
+            &value_of(raw, "oidc.username_domain"),
+            "expected a DNS domain such as \"hospital.example\", or \"\"".into(),
+        ));
+    }
+    let ca_file = text(raw, "oidc.ca_file", 0..=4096)?;
+    Ok(OidcConfig {
+        issuer,
+        client_id: text(raw, "oidc.client_id", 1..=255)?,
+        client_secret: secret(raw, "oidc.client_secret", 1..=512)?,
+        redirect_uri,
+        username_claim,
+        username_domain: username_domain.to_ascii_lowercase(),
+        mfa_acr: text(raw, "oidc.mfa_acr", 0..=255)?,
+        ca_file: (!ca_file.is_empty()).then(|| ca_file.into()),
+    })
+}
+
+/// The longest URL accepted in the configuration.
+const MAX_URL_LEN: usize = 2048;
+
+/// An `https://` URL without user information, query or fragment; `http://` too when
+/// `loopback_http` and the host is a loopback address or `localhost` (a development provider).
+fn web_url(
+    raw: &BTreeMap<&'static str, Raw>,
+    key: &'static str,
+    loopback_http: bool,
+) -> Result<(), ConfigError> {
+    let value = value_of(raw, key);
+    let text = value.value.as_str().unwrap_or("");
+    let problem = if loopback_http {
+        "expected an https:// URL without query or fragment (http:// only on 127.0.0.1, ::1 or localhost)"
+    } else {
+        "expected an https:// URL without query or fragment"
+    };
+    let (https, rest) = match (text.strip_prefix("https://"), text.strip_prefix("http://")) {
+        (Some(rest), _) => (true, rest),
+        (None, Some(rest)) => (false, rest),
+        (None, None) => return Err(invalid(key, &value, problem.into())),
+    };
+    let authority = rest.split('/').next().unwrap_or("");
+    let host = match authority.strip_prefix('[') {
+        Some(bracketed) => bracketed.split_once(']').and_then(|(host, port)| {
+            host.parse::<std::net::Ipv6Addr>()
+                .ok()
+                .map(|_| (host, port.strip_prefix(':')))
+                .filter(|_| port.is_empty() || port.starts_with(':'))
+        }),
+        None => Some(match authority.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        }),
+    };
+    let well_formed = host.is_some_and(|(host, port)| {
+        (host.contains(':') || is_host_name(host))
+            && port.is_none_or(|port| port.parse::<u16>().is_ok_and(|p| p > 0))
+    }) && !text.contains(['?', '#', '@', '\\'])
+        && !text.chars().any(|c| c.is_control() || c.is_whitespace());
+    let loopback = host.is_some_and(|(host, _)| {
+        host.eq_ignore_ascii_case("localhost")
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    });
+    if well_formed && (https || (loopback_http && loopback)) {
+        Ok(())
+    } else {
+        Err(invalid(key, &value, problem.into()))
+    }
+}
+
+/// A secret string of `length` characters without control characters. Its value is never
+/// repeated in an error.
+fn secret(
+    raw: &BTreeMap<&'static str, Raw>,
+    key: &'static str,
+    length: std::ops::RangeInclusive<usize>,
+) -> Result<Secret, ConfigError> {
+    let value = value_of(raw, key);
+    let fits = value.value.as_str().filter(|text| {
+        length.contains(&text.chars().count()) && !text.chars().any(char::is_control)
+    });
+    match fits {
+        Some(text) => Ok(Secret::new(text.to_owned())),
+        None => Err(ConfigError::Invalid {
+            key,
+            value: crate::REDACTED.to_owned(),
+            origin: value.source,
+            problem: format!(
+                "expected a string of {} to {} characters without control characters",
+                length.start(),
+                length.end()
+            ),
+        }),
+    }
+}
 /// A string of `length` characters without control characters.
 fn text(
     raw: &BTreeMap<&'static str, Raw>,

@@ -46,6 +46,79 @@ pub struct Config {
     pub access: AccessConfig,
     /// The FHIR API.
     pub fhir: FhirConfig,
+    /// Sign-in through the hospital's OpenID Connect provider.
+    pub oidc: OidcConfig,
+}
+
+/// The `[oidc]` section: sign-in through the hospital's OpenID Connect provider, off while
+/// `issuer` is empty.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OidcConfig {
+    /// The provider's issuer identifier (`https://…`; `http://` only on a loopback address);
+    /// empty when OIDC is off.
+    pub issuer: String,
+    /// The hub's `client_id` at the provider.
+    pub client_id: String,
+    /// The hub's client secret at the provider.
+    pub client_secret: Secret,
+    /// Where the provider sends the browser back: the hub's `/api/v1/oidc/callback`.
+    pub redirect_uri: String,
+    /// Which ID-token claim names the Vigil user.
+    pub username_claim: UsernameClaim,
+    /// When set, a claim `name@<domain>` names user `name`; other domains are refused.
+    pub username_domain: String,
+    /// An `acr` value that means multi-factor authentication at this provider; empty when only
+    /// `amr` counts.
+    pub mfa_acr: String,
+    /// The PEM file of the CA that signs the provider's certificate; `None` for the system roots.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl OidcConfig {
+    /// Whether sign-in through a provider is configured.
+    pub fn enabled(&self) -> bool {
+        !self.issuer.is_empty()
+    }
+}
+
+/// Which ID-token claim names the Vigil user.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum UsernameClaim {
+    /// `preferred_username`.
+    #[default]
+    PreferredUsername,
+    /// `email`.
+    Email,
+    /// `sub`, the provider's stable identifier.
+    Sub,
+}
+
+/// What a secret's value is shown as in errors and in the values in force.
+pub const REDACTED: &str = "\"[redacted]\"";
+
+/// Keys whose values are secrets: never printed (`vigil config check`) nor repeated in errors.
+pub const SECRET_KEYS: &[&str] = &["oidc.client_secret"];
+
+/// A configured secret; its `Debug` does not print it.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(text: String) -> Secret {
+        Secret(text)
+    }
+
+    /// The secret itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
 }
 
 /// The `[access]` section.
@@ -229,7 +302,7 @@ pub enum ConfigError {
     Invalid {
         /// The dotted key.
         key: &'static str,
-        /// The value as written (configuration values are not secret).
+        /// The value as written, or [`REDACTED`] for a secret.
         value: String,
         /// Where it came from.
         origin: Source,
@@ -346,9 +419,14 @@ pub fn load_from_str(
         .iter()
         .map(|key| {
             let raw = keys::value_of(&raw, key.path);
+            let set = raw.value.as_str().is_none_or(|text| !text.is_empty());
             Effective {
                 key: key.path,
-                value: raw.value.to_string(),
+                value: if SECRET_KEYS.contains(&key.path) && set {
+                    REDACTED.to_owned()
+                } else {
+                    raw.value.to_string()
+                },
                 source: raw.source,
             }
         })

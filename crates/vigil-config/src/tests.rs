@@ -244,3 +244,160 @@ fn access_and_fhir_keys_are_typed_and_checked() {
         assert!(err.to_string().contains("absolute URI"), "{bad}: {err}");
     }
 }
+
+fn oidc_env(extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut pairs = vec![
+        (
+            "VIGIL_OIDC_ISSUER",
+            "https://login.hospital.example/realms/staff",
+        ),
+        ("VIGIL_OIDC_CLIENT_ID", "vigil-hub"),
+        ("VIGIL_OIDC_CLIENT_SECRET", "s3cret-value"),
+        (
+            "VIGIL_OIDC_REDIRECT_URI",
+            "https://hub.ward7.example:8443/api/v1/oidc/callback",
+        ),
+    ];
+    pairs.extend_from_slice(extra);
+    env(&pairs)
+}
+
+#[test]
+fn oidc_is_off_by_default_and_typed_when_configured() {
+    let off = load_from_str("", file(), no_env()).unwrap().config.oidc;
+    assert!(!off.enabled());
+    assert_eq!(off.username_claim, UsernameClaim::PreferredUsername);
+
+    let loaded = load_from_str(
+        "",
+        file(),
+        oidc_env(&[
+            ("VIGIL_OIDC_USERNAME_CLAIM", "email"),
+            ("VIGIL_OIDC_USERNAME_DOMAIN", "Hospital.Example"),
+            ("VIGIL_OIDC_CA_FILE", "/etc/vigil/idp-ca.pem"),
+        ]),
+    )
+    .unwrap();
+    let oidc = &loaded.config.oidc;
+    assert!(oidc.enabled());
+    assert_eq!(oidc.client_id, "vigil-hub");
+    assert_eq!(oidc.client_secret.expose(), "s3cret-value");
+    assert_eq!(oidc.username_claim, UsernameClaim::Email);
+    assert_eq!(oidc.username_domain, "hospital.example");
+    assert_eq!(
+        oidc.ca_file.as_deref(),
+        Some(Path::new("/etc/vigil/idp-ca.pem"))
+    );
+}
+
+#[test]
+fn the_client_secret_is_never_shown() {
+    let loaded = load_from_str("", file(), oidc_env(&[])).unwrap();
+    assert!(!format!("{:?}", loaded.config).contains("s3cret"));
+    let shown = loaded
+        .effective
+        .iter()
+        .find(|e| e.key == "oidc.client_secret")
+        .unwrap();
+    assert_eq!(shown.value, REDACTED);
+    // An unset secret is shown as unset.
+    let loaded = load_from_str("", file(), no_env()).unwrap();
+    let shown = loaded
+        .effective
+        .iter()
+        .find(|e| e.key == "oidc.client_secret")
+        .unwrap();
+    assert_eq!(shown.value, "\"\"");
+    // A refused secret is not repeated either.
+    let err = load_from_str(
+        "",
+        file(),
+        oidc_env(&[("VIGIL_OIDC_CLIENT_SECRET", "s3cret\u{7}bell")]),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "`oidc.client_secret` = \"[redacted]\" (from environment variable VIGIL_OIDC_CLIENT_SECRET): expected a string of 1 to 512 characters without control characters"
+    );
+}
+
+#[test]
+fn oidc_urls_must_be_https_except_on_loopback() {
+    for issuer in [
+        "http://127.0.0.1:8080",
+        "http://localhost:8080/realms/dev",
+        "http://[::1]:9000",
+        "https://login.hospital.example",
+        "https://10.0.0.7:8443/oidc",
+    ] {
+        let loaded = load_from_str("", file(), oidc_env(&[("VIGIL_OIDC_ISSUER", issuer)]));
+        assert!(loaded.is_ok(), "{issuer}: {:?}", loaded.err());
+    }
+    for issuer in [
+        "http://login.hospital.example",
+        "http://10.0.0.7:8080",
+        "ftp://login.hospital.example",
+        "https://",
+        "https://login.hospital.example/?tenant=1",
+        "https://login.hospital.example/#x",
+        "https://user@login.hospital.example",
+        "https://login.hospital.example:0",
+        "https://login.hospital.example:99999",
+        "https://bad_host!.example",
+        "https://[::1",
+        "login.hospital.example",
+    ] {
+        let err = load_from_str("", file(), oidc_env(&[("VIGIL_OIDC_ISSUER", issuer)]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("`oidc.issuer`") && err.contains("expected an https:// URL"),
+            "{issuer}: {err}"
+        );
+    }
+    // The hub's own callback is always HTTPS.
+    let err = load_from_str(
+        "",
+        file(),
+        oidc_env(&[(
+            "VIGIL_OIDC_REDIRECT_URI",
+            "http://localhost:8443/api/v1/oidc/callback",
+        )]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.starts_with("`oidc.redirect_uri`"), "{err}");
+}
+
+#[test]
+fn a_configured_issuer_needs_a_client() {
+    for (missing, key) in [
+        ("VIGIL_OIDC_CLIENT_ID", "`oidc.client_id`"),
+        ("VIGIL_OIDC_CLIENT_SECRET", "`oidc.client_secret`"),
+        ("VIGIL_OIDC_REDIRECT_URI", "`oidc.redirect_uri`"),
+    ] {
+        let err = load_from_str("", file(), oidc_env(&[(missing, "\"\"")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with(key), "{missing}: {err}");
+    }
+    let err = load_from_str(
+        "",
+        file(),
+        oidc_env(&[("VIGIL_OIDC_USERNAME_CLAIM", "upn")]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.ends_with("expected one of: preferred_username, email, sub"),
+        "{err}"
+    );
+    let err = load_from_str(
+        "",
+        file(),
+        oidc_env(&[("VIGIL_OIDC_USERNAME_DOMAIN", "@hospital.example")]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.starts_with("`oidc.username_domain`"), "{err}");
+}

@@ -1,7 +1,8 @@
 //! People's access to the hub: sign-in, sessions, and the decision on every request.
 //!
 //! [`Access`] signs people in (password, then a second factor where one is enrolled and always
-//! for privileged roles; lockout after repeated failures), issues session tokens (PASETO
+//! for privileged roles; lockout after repeated failures; or through the hospital's OpenID
+//! provider, [`oidc`]), issues session tokens (PASETO
 //! v4.public, `vigil-auth`), and turns a bearer token back into a [`Principal`] on every
 //! request — checking the signature, that the session was not ended, its idle timeout, and
 //! that the account is still enabled with the same role. [`Access::authorize`] asks
@@ -9,6 +10,7 @@
 //! in the store (care team, consent, break-glass), and audits refusals. Handlers audit what they
 //! served, with the basis of the decision.
 
+pub mod oidc;
 mod principal;
 mod signin;
 pub mod users;
@@ -136,6 +138,7 @@ struct Inner {
     settings: AccessSettings,
     auditor: Auditor,
     detection: Option<Detection>,
+    oidc: Option<oidc::OidcClient>,
 }
 
 impl std::fmt::Debug for Access {
@@ -149,13 +152,15 @@ impl std::fmt::Debug for Access {
 pub struct Forbidden;
 
 impl Access {
-    /// Access over `store`, signing sessions with `signer`.
+    /// Access over `store`, signing sessions with `signer`; people may also sign in through
+    /// `oidc`, the hospital's OpenID provider, when it is configured.
     pub fn new(
         store: Arc<dyn Store>,
         signer: TokenSigner,
         settings: AccessSettings,
         auditor: Auditor,
         detection: Option<Detection>,
+        oidc: Option<oidc::OidcClient>,
     ) -> Access {
         let verifier = signer.verifier();
         Access {
@@ -166,8 +171,14 @@ impl Access {
                 settings,
                 auditor,
                 detection,
+                oidc,
             }),
         }
+    }
+
+    /// The hospital's OpenID provider, when sign-in through it is configured.
+    pub fn oidc(&self) -> Option<&oidc::OidcClient> {
+        self.inner.oidc.as_ref()
     }
 
     /// The store.

@@ -77,6 +77,9 @@ pub enum HubError {
     /// The session signing key could not be loaded or made.
     #[error(transparent)]
     SessionKey(#[from] access::SessionKeyError),
+    /// The hospital's OpenID provider could not be reached or its documents are not usable.
+    #[error(transparent)]
+    Oidc(#[from] access::oidc::OidcSetupError),
     /// A listener could not bind.
     #[error("cannot listen on {address}: {source}")]
     Bind {
@@ -249,12 +252,20 @@ impl Hub {
             let _ = detection.export_to(handle);
         }
         let signer = access::load_session_key(&self.data_dir)?;
+        let oidc = if self.config.oidc.enabled() {
+            let client = access::oidc::OidcClient::discover(&self.config.oidc).await?;
+            tracing::info!(issuer = %self.config.oidc.issuer, "sign-in through the OpenID provider ready");
+            Some(client)
+        } else {
+            None
+        };
         let access = access::Access::new(
             Arc::clone(registry.store()),
             signer,
             access::AccessSettings::from_config(&self.config.access),
             registry.auditor().clone(),
             registry.detection().cloned(),
+            oidc,
         );
         let app = https::routes::router(https::routes::Api {
             registry: registry.clone(),

@@ -10,7 +10,7 @@ use vigil_auth::{password, policy, scope::Scopes, token::Claims, totp};
 use vigil_model::{
     Action, Actor, AlertKind, Outcome, ResourceKind, Role, Severity, Timestamp, UserId,
 };
-use vigil_store::{StoreError, UserSessionRecord};
+use vigil_store::{StoreError, UserRecord, UserSessionRecord};
 
 use super::Access;
 use crate::audit::entry;
@@ -153,7 +153,20 @@ impl Access {
         {
             store.set_password(&id, &upgraded)?;
         }
+        self.open_session(&record, requested, now, None)
+    }
 
+    /// Opens a session for `record` (signed in by whatever means) and signs its token: the
+    /// role's scopes, narrowed to `requested`; audited as the user's Login, with `how` as the
+    /// reason when it was not a password.
+    pub(super) fn open_session(
+        &self,
+        record: &UserRecord,
+        requested: Option<Scopes>,
+        now: Timestamp,
+        how: Option<&str>,
+    ) -> Result<SignedIn, SignInError> {
+        let id = record.id.clone();
         let allowed = policy::role_scopes(record.role);
         let scopes = match requested {
             Some(requested) => allowed.intersect(&requested),
@@ -163,7 +176,7 @@ impl Access {
         let expires_at =
             Timestamp::from_unix_millis(now.unix_millis() + self.inner.settings.session_ms)
                 .map_err(|_| SignInError::Token)?;
-        store.add_user_session(&UserSessionRecord {
+        self.inner.store.add_user_session(&UserSessionRecord {
             id: session_id.clone(),
             user: id.clone(),
             created_at: now,
@@ -177,7 +190,7 @@ impl Access {
             sid: session_id.clone(),
             role: record.role,
             scope: scopes.to_string(),
-            iat: now_secs,
+            iat: now.unix_millis().div_euclid(1000),
             exp: expires_at.unix_millis().div_euclid(1000),
             nbf: None,
             jti: session_id,
@@ -193,7 +206,7 @@ impl Access {
             ResourceKind::User,
             id.as_str(),
             Outcome::Success,
-            None,
+            how,
         ));
         Ok(SignedIn {
             token,

@@ -9,6 +9,7 @@
 mod alerts;
 mod audit_log;
 mod devices;
+mod oidc;
 pub(crate) mod patients;
 mod session;
 mod users;
@@ -39,6 +40,8 @@ pub fn router() -> Router<Api> {
             post(session::sign_in).delete(session::sign_out),
         )
         .route("/api/v1/me", get(session::me))
+        .route("/api/v1/oidc/login", get(oidc::login))
+        .route("/api/v1/oidc/callback", get(oidc::callback))
         .route("/api/v1/users", get(users::list).post(users::create))
         .route("/api/v1/users/{user}/disable", post(users::disable))
         .route("/api/v1/patients", get(patients::list))

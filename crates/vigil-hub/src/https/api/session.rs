@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::{JsonBody, blocking};
-use crate::access::{Access, Principal, SignInError};
+use crate::access::{Access, Principal, SignInError, SignedIn};
 use crate::https::problem::Problem;
 
 /// What a person signs in with.
@@ -60,13 +60,19 @@ pub(super) async fn sign_in(
             .map_err(sign_in_problem)
     })
     .await?;
+    Ok(created(signed_in, idle))
+}
+
+/// 201 with the session: the answer to every successful sign-in, by password or through the
+/// hospital's OpenID provider.
+pub(super) fn created(signed_in: SignedIn, idle_timeout_seconds: i64) -> Response {
     let session = Session {
         token: signed_in.token,
         token_type: "Bearer",
         user: signed_in.user.as_str().to_owned(),
         role: signed_in.role,
         expires_at: signed_in.expires_at.to_string(),
-        idle_timeout_seconds: idle,
+        idle_timeout_seconds,
         scope: signed_in.scope,
     };
     let mut response = (StatusCode::CREATED, Json(session)).into_response();
@@ -74,7 +80,7 @@ pub(super) async fn sign_in(
         axum::http::header::CACHE_CONTROL,
         axum::http::HeaderValue::from_static("no-store"),
     );
-    Ok(response)
+    response
 }
 
 fn refused() -> Problem {
