@@ -139,7 +139,13 @@ struct Inner {
     auditor: Auditor,
     detection: Option<Detection>,
     oidc: Option<oidc::OidcClient>,
+    /// Password checks running at once. Argon2id is ~50 ms of one core by design: unbounded,
+    /// a stream of sign-in attempts (valid or not) would take every core from ingest.
+    password_checks: tokio::sync::Semaphore,
 }
+
+/// Password checks (Argon2id) the hub runs at once; the others wait their turn.
+pub const CONCURRENT_PASSWORD_CHECKS: usize = 1;
 
 impl std::fmt::Debug for Access {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -172,6 +178,7 @@ impl Access {
                 auditor,
                 detection,
                 oidc,
+                password_checks: tokio::sync::Semaphore::new(CONCURRENT_PASSWORD_CHECKS),
             }),
         }
     }
@@ -179,6 +186,13 @@ impl Access {
     /// The hospital's OpenID provider, when sign-in through it is configured.
     pub fn oidc(&self) -> Option<&oidc::OidcClient> {
         self.inner.oidc.as_ref()
+    }
+
+    /// Waits for a turn to check a password (see [`CONCURRENT_PASSWORD_CHECKS`]); the turn
+    /// lasts as long as the permit is held.
+    pub async fn password_check_turn(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        // The semaphore is never closed; `None` would only mean it was.
+        self.inner.password_checks.acquire().await.ok()
     }
 
     /// The store.
@@ -313,5 +327,47 @@ fn action_of(operation: Operation) -> Action {
         Operation::ManageConsent => Action::Consent,
         Operation::BreakGlass => Action::BreakGlass,
         _ => Action::Read,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn password_checks_take_turns() {
+        let dir = tempfile::tempdir().unwrap();
+        let keyring = vigil_store::seal::Keyring::create(dir.path()).unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(vigil_store::SqliteStore::open(dir.path(), Arc::new(keyring)).unwrap());
+        let (signer, _) = TokenSigner::generate(ISSUER).unwrap();
+        let access = Access::new(
+            Arc::clone(&store),
+            signer,
+            AccessSettings::from_config(&vigil_config::AccessConfig {
+                session_hours: 8,
+                idle_minutes: 15,
+                break_glass_minutes: 60,
+                lockout_failures: 5,
+                lockout_minutes: 15,
+            }),
+            Auditor::new(store),
+            None,
+            None,
+        );
+        let first = access.password_check_turn().await.unwrap();
+        // While one check runs, the next waits.
+        let waiting =
+            tokio::time::timeout(Duration::from_millis(100), access.password_check_turn());
+        assert!(
+            waiting.await.is_err(),
+            "a second password check ran at once"
+        );
+        drop(first);
+        let next = tokio::time::timeout(Duration::from_secs(5), access.password_check_turn());
+        assert!(next.await.unwrap().is_some());
     }
 }

@@ -48,6 +48,10 @@ pub(super) async fn sign_in(
         return Err(refused());
     }
     let idle = access.settings().idle_ms / 1000;
+    // One password check at a time: sign-in attempts queue here instead of taking the cores
+    // that ingest needs.
+    let turns = access.clone();
+    let _turn = turns.password_check_turn().await;
     let signed_in = blocking(move || {
         access
             .sign_in(
