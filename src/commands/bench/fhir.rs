@@ -11,10 +11,8 @@
 
 use std::borrow::Cow;
 use std::collections::HashSet;
-use std::io::BufRead;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -108,7 +106,7 @@ pub(crate) fn run(args: &BenchFhirArgs) -> anyhow::Result<()> {
     let config = bench_config(dir.path())?;
     let ready = provision(dir.path(), &config, &plan)?;
 
-    let hub = Served::start(dir.path())?;
+    let hub = super::hub_process::HubProcess::start(dir.path())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -263,81 +261,6 @@ fn format_hours(plan: &Plan) -> String {
         .trim_end_matches('0')
         .trim_end_matches('.')
         .to_owned()
-}
-
-/// `vigil serve` over the bench's data directory.
-struct Served {
-    child: Child,
-    https: SocketAddr,
-}
-
-impl Served {
-    /// Starts `vigil serve --data-dir DIR` and waits for it to listen.
-    fn start(dir: &Path) -> anyhow::Result<Served> {
-        let program = std::env::current_exe().context("cannot find the vigil program")?;
-        let mut command = Command::new(program);
-        command
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        for (key, value) in SETTINGS {
-            command.env(key, value);
-        }
-        let mut child = command.spawn().context("cannot start vigil serve")?;
-        let stdout = child.stdout.take().context("no output from vigil serve")?;
-        let mut lines = std::io::BufReader::new(stdout).lines();
-        let https = loop {
-            let Some(line) = lines.next() else {
-                let _ = child.wait();
-                bail!("vigil serve stopped before it listened");
-            };
-            let line = line?;
-            if let Some(rest) = line.strip_prefix("vigil hub listening: ") {
-                let https = rest
-                    .split_whitespace()
-                    .find_map(|part| part.strip_prefix("https="))
-                    .context("no HTTPS address in vigil serve's output")?;
-                break https.parse()?;
-            }
-        };
-        // Keep the pipe drained so that the hub never blocks writing to it.
-        std::thread::spawn(move || lines.for_each(drop));
-        Ok(Served { child, https })
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Stops it as an operator would (SIGTERM) and waits for it.
-    fn stop(mut self) -> anyhow::Result<()> {
-        let status = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status()
-            .context("cannot run kill")?;
-        if !status.success() {
-            let _ = self.child.kill();
-        }
-        let exit = self.child.wait()?;
-        if !exit.success() {
-            bail!("vigil serve ended with {exit}");
-        }
-        Ok(())
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        // An error path: never leave the hub running.
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
 }
 
 /// What one read of everything measured.

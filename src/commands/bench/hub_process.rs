@@ -83,6 +83,8 @@ pub(crate) struct HubProcess {
     child: Child,
     /// Where its MQTT listener is.
     pub(crate) mqtt: std::net::SocketAddr,
+    /// Where its HTTPS listener is.
+    pub(crate) https: std::net::SocketAddr,
 }
 
 impl HubProcess {
@@ -103,23 +105,26 @@ impl HubProcess {
         let mut child = command.spawn().context("cannot start vigil serve")?;
         let stdout = child.stdout.take().context("no output from vigil serve")?;
         let mut lines = std::io::BufReader::new(stdout).lines();
-        let mqtt = loop {
+        let (mqtt, https) = loop {
             let Some(line) = lines.next() else {
                 let _ = child.wait();
                 bail!("vigil serve stopped before it listened");
             };
             let line = line?;
             if let Some(rest) = line.strip_prefix("vigil hub listening: ") {
-                let mqtt = rest
-                    .split_whitespace()
-                    .find_map(|part| part.strip_prefix("mqtt="))
-                    .context("no MQTT address in vigil serve's output")?;
-                break mqtt.parse()?;
+                let address = |key: &str| -> anyhow::Result<std::net::SocketAddr> {
+                    Ok(rest
+                        .split_whitespace()
+                        .find_map(|part| part.strip_prefix(key))
+                        .with_context(|| format!("no {key} address in vigil serve's output"))?
+                        .parse()?)
+                };
+                break (address("mqtt=")?, address("https=")?);
             }
         };
         // Keep the pipe drained so that the hub never blocks writing to it.
         std::thread::spawn(move || lines.for_each(drop));
-        Ok(HubProcess { child, mqtt })
+        Ok(HubProcess { child, mqtt, https })
     }
 
     /// Its process id.
