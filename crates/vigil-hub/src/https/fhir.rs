@@ -146,6 +146,30 @@ pub fn fhir_json(body: Vec<u8>) -> Response {
     response
 }
 
+/// A resource as a FHIR JSON answer.
+pub fn resource_json(resource: &serde_json::Value) -> Result<Response, Fail> {
+    Ok(fhir_json(
+        serde_json::to_vec(resource).map_err(|e| internal(&e))?,
+    ))
+}
+
+/// A searchset as a FHIR JSON answer: `self` and, when more follow, `next`.
+pub fn searchset(
+    writer: vigil_fhir::SearchsetWriter,
+    total: Option<u64>,
+    self_url: &str,
+    next: Option<&str>,
+) -> Response {
+    fhir_json(writer.finish(
+        total,
+        &vigil_fhir::Links {
+            self_url,
+            next,
+            previous: None,
+        },
+    ))
+}
+
 /// The signed-in user of a FHIR request; a missing or invalid token is a 401 OperationOutcome.
 pub struct FhirUser(pub Principal);
 

@@ -7,13 +7,12 @@ use axum::response::Response;
 use vigil_auth::policy::Operation;
 use vigil_auth::scope::Interaction;
 use vigil_fhir::search::{self, CodeFilter, Cursor, Search};
-use vigil_fhir::{FhirError, Links, ResourceType, SearchsetWriter};
+use vigil_fhir::{FhirError, ResourceType, SearchsetWriter};
 use vigil_model::{DeviceId, PatientId, Quantity, ResourceKind, Role, Timestamp};
 use vigil_store::{ObservationQuery, Store};
 
 use super::{
-    Fail, FhirUser, audit_patient_read, authorize, base_url, blocking_with, fhir_json, raw_query,
-    strict,
+    Fail, FhirUser, audit_patient_read, authorize, base_url, blocking_with, raw_query, strict,
 };
 use crate::access::{Access, Principal};
 
@@ -27,9 +26,7 @@ pub(super) async fn metadata(headers: HeaderMap) -> Result<Response, Fail> {
             date: Timestamp::now(),
             smart: None,
         });
-    Ok(fhir_json(
-        serde_json::to_vec(&statement).map_err(|e| super::internal(&e))?,
-    ))
+    super::resource_json(&statement)
 }
 
 /// Parses a search, as a FHIR failure.
@@ -40,12 +37,16 @@ fn parse(resource: ResourceType, uri: &Uri, headers: &HeaderMap) -> Result<Searc
 /// The patient a patient-scoped search is about: the `patient` parameter, or, for a patient
 /// signed in, themselves.
 fn searched_patient(principal: &Principal, search: &Search) -> Result<PatientId, Fail> {
+    patient_of_search(principal, search)
+        .ok_or_else(|| Fail(FhirError::Search(search::SearchError::required("patient"))))
+}
+
+/// The `patient` of a search, or, for a patient signed in, themselves; `None` otherwise.
+pub(super) fn patient_of_search(principal: &Principal, search: &Search) -> Option<PatientId> {
     match (&search.patient, &principal.patient) {
-        (Some(patient), _) => Ok(patient.clone()),
-        (None, Some(own)) if principal.role == Role::Patient => Ok(own.clone()),
-        (None, _) => Err(Fail(FhirError::Search(search::SearchError::required(
-            "patient",
-        )))),
+        (Some(patient), _) => Some(patient.clone()),
+        (None, Some(own)) if principal.role == Role::Patient => Some(own.clone()),
+        (None, _) => None,
     }
 }
 
@@ -61,9 +62,7 @@ pub(super) async fn read_patient(
         PatientId::new(&id).map_err(|_| Fail(FhirError::NotFound(ResourceType::Patient)))?;
     blocking_with(move || {
         let resource = patient_resource(&access, &user.0, &patient, &mrn_system.0, "Patient read")?;
-        Ok(fhir_json(
-            serde_json::to_vec(&resource).map_err(|e| super::internal(&e))?,
-        ))
+        super::resource_json(&resource)
     })
     .await
 }
@@ -139,14 +138,7 @@ pub(super) async fn search_patients(
             }
         }
         let self_url = format!("{base}/Patient?{}", search.link_query(None));
-        Ok(fhir_json(writer.finish(
-            None,
-            &Links {
-                self_url: &self_url,
-                next: None,
-                previous: None,
-            },
-        )))
+        Ok(super::searchset(writer, None, &self_url, None))
     })
     .await
 }
@@ -194,14 +186,12 @@ pub(super) async fn search_observations(
             "Observation search",
             basis,
         );
-        Ok(fhir_json(writer.finish(
+        Ok(super::searchset(
+            writer,
             None,
-            &Links {
-                self_url: &self_url,
-                next: next_url.as_deref(),
-                previous: None,
-            },
-        )))
+            &self_url,
+            next_url.as_deref(),
+        ))
     })
     .await
 }
@@ -254,14 +244,7 @@ fn empty_bundle(base: &str, search: &Search) -> Response {
         "{base}/Observation?{}",
         search.link_query(search.cursor.as_ref())
     );
-    fhir_json(SearchsetWriter::new(base).finish(
-        Some(0),
-        &Links {
-            self_url: &self_url,
-            next: None,
-            previous: None,
-        },
-    ))
+    super::searchset(SearchsetWriter::new(base), Some(0), &self_url, None)
 }
 
 /// `GET /fhir/r4/Observation/{id}`.
@@ -299,9 +282,7 @@ pub(super) async fn read_observation(
             "Observation read",
             basis,
         );
-        Ok(fhir_json(
-            serde_json::to_vec(&resource).map_err(|e| super::internal(&e))?,
-        ))
+        super::resource_json(&resource)
     })
     .await
 }
@@ -369,9 +350,7 @@ pub(super) async fn read_device(
         }
         // Which patient a device serves is clinical context: staff see the device alone.
         let resource = device_resource(&access, &device, serving.as_ref().filter(|_| !staff))?;
-        Ok(fhir_json(
-            serde_json::to_vec(&resource).map_err(|e| super::internal(&e))?,
-        ))
+        super::resource_json(&resource)
     })
     .await
 }
@@ -413,14 +392,7 @@ pub(super) async fn search_devices(
             basis,
         );
         let self_url = format!("{base}/Device?{}", search.link_query(None));
-        Ok(fhir_json(writer.finish(
-            None,
-            &Links {
-                self_url: &self_url,
-                next: None,
-                previous: None,
-            },
-        )))
+        Ok(super::searchset(writer, None, &self_url, None))
     })
     .await
 }

@@ -11,13 +11,12 @@ use vigil_auth::scope::Interaction;
 use vigil_fhir::audit::AuditSource;
 use vigil_fhir::issue::AlertFacts;
 use vigil_fhir::search::{self, Cursor};
-use vigil_fhir::{FhirError, Links, ResourceType, SearchsetWriter};
-use vigil_model::{Action, Actor, Outcome, ResourceKind, Role};
+use vigil_fhir::{FhirError, ResourceType, SearchsetWriter};
+use vigil_model::{Action, Actor, Outcome, ResourceKind};
 use vigil_store::StoredAlert;
 
 use super::{
-    Fail, FhirUser, audit_patient_read, authorize, base_url, blocking_with, fhir_json, raw_query,
-    strict,
+    Fail, FhirUser, audit_patient_read, authorize, base_url, blocking_with, raw_query, strict,
 };
 use crate::access::{Access, Principal};
 use crate::audit::entry;
@@ -53,11 +52,7 @@ pub(super) async fn search_audit_events(
     let base = base_url(&headers);
     blocking_with(move || {
         let principal = &user.0;
-        let patient = match (&search.patient, &principal.patient) {
-            (Some(p), _) => Some(p.clone()),
-            (None, Some(own)) if principal.role == Role::Patient => Some(own.clone()),
-            (None, _) => None,
-        };
+        let patient = super::clinical::patient_of_search(principal, &search);
         let count = usize::try_from(search.count).unwrap_or(100);
         let entries = match &patient {
             Some(patient) => {
@@ -107,14 +102,12 @@ pub(super) async fn search_audit_events(
         let next_url = last
             .filter(|_| full)
             .map(|c| format!("{base}/AuditEvent?{}", search.link_query(Some(&c))));
-        Ok(fhir_json(writer.finish(
+        Ok(super::searchset(
+            writer,
             None,
-            &Links {
-                self_url: &self_url,
-                next: next_url.as_deref(),
-                previous: None,
-            },
-        )))
+            &self_url,
+            next_url.as_deref(),
+        ))
     })
     .await
 }
@@ -160,9 +153,7 @@ pub(super) async fn read_audit_event(
             "FHIR AuditEvent read",
         );
         let resource = vigil_fhir::audit::audit_event(&entry, index, &SOURCE);
-        Ok(fhir_json(
-            serde_json::to_vec(&resource).map_err(|e| super::internal(&e))?,
-        ))
+        super::resource_json(&resource)
     })
     .await
 }
@@ -201,11 +192,7 @@ pub(super) async fn search_issues(
     let base = base_url(&headers);
     blocking_with(move || {
         let principal = &user.0;
-        let patient = match (&search.patient, &principal.patient) {
-            (Some(p), _) => Some(p.clone()),
-            (None, Some(own)) if principal.role == Role::Patient => Some(own.clone()),
-            (None, _) => None,
-        };
+        let patient = super::clinical::patient_of_search(principal, &search);
         let count = usize::try_from(search.count).unwrap_or(100);
         let mut writer = SearchsetWriter::new(&base);
         match &patient {
@@ -251,14 +238,7 @@ pub(super) async fn search_issues(
             }
         }
         let self_url = format!("{base}/DetectedIssue?{}", search.link_query(None));
-        Ok(fhir_json(writer.finish(
-            None,
-            &Links {
-                self_url: &self_url,
-                next: None,
-                previous: None,
-            },
-        )))
+        Ok(super::searchset(writer, None, &self_url, None))
     })
     .await
 }
@@ -295,9 +275,7 @@ pub(super) async fn read_issue(
             &id,
             "FHIR DetectedIssue read",
         );
-        Ok(fhir_json(
-            serde_json::to_vec(&issue(&alert, clinical)?).map_err(|e| super::internal(&e))?,
-        ))
+        super::resource_json(&issue(&alert, clinical)?)
     })
     .await
 }
