@@ -345,10 +345,10 @@ pub(crate) struct BenchFhirArgs {
     /// Times to read everything (the best and the median are reported).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub(crate) runs: u32,
-    /// Ask for the next page (its link read from the end of this one) while parsing this one,
-    /// instead of parsing each page before asking for the next.
+    /// Parse each page before asking for the next, instead of asking for the next (its link
+    /// read from the end of this one) while parsing this one.
     #[arg(long)]
-    pub(crate) overlap: bool,
+    pub(crate) sequential: bool,
 }
 
 #[derive(Debug, Args)]

@@ -53,7 +53,12 @@ fn a_last_full_page_is_followed_by_an_empty_one() {
         "360",
         "--runs",
         "2",
+        "--sequential",
     ]);
+    assert!(
+        report.contains("parses each page before asking for the next"),
+        "{report}"
+    );
     for n in ["run 1:", "run 2:"] {
         let run = line(&report, n);
         assert!(run.contains(" 3 pages "), "{run}");

@@ -386,3 +386,68 @@ async fn bad_fhir_requests_get_an_operation_outcome_never_a_5xx() {
     let reply = ward.call("GET", &search, None, None).await;
     assert_outcome(&reply, 401);
 }
+
+/// The hub reads the next page of an Observation search ahead of its request; that request is
+/// still decided on its own: a consent withdrawn or a session ended meanwhile refuses it, and
+/// another session asking the same page gets it read for itself, the same rows.
+#[tokio::test]
+async fn a_page_read_ahead_is_served_only_under_the_request_s_own_decision() {
+    let ward = ward(25, &[]);
+    let patient = ward.sign_in("pat-one").await;
+    let clinician = ward.sign_in("dr-other").await;
+    let consent = format!("/api/v1/patients/{P1}/consents/dr-other");
+    let first = format!("/fhir/r4/Observation?patient={P1}&_count=10");
+    let grant = |expected: u16| {
+        let (ward, consent, patient) = (&ward, &consent, &patient);
+        async move {
+            let reply = ward.call("PUT", consent, Some(patient), None).await;
+            assert_eq!(reply.status, expected, "{reply:?}");
+        }
+    };
+    let withdraw = || async {
+        let reply = ward.call("DELETE", &consent, Some(&patient), None).await;
+        assert_eq!(reply.status, 204, "{reply:?}");
+    };
+    let ids = |bundle: &Value| -> Vec<String> {
+        resources(bundle)
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    // Consent withdrawn between page 1 and page 2 (read ahead meanwhile): page 2 is refused.
+    grant(201).await;
+    let page1 = ward.get(&first, &clinician).await;
+    assert_eq!(page1.status, 200, "{page1:?}");
+    let second = next_link(&page1.json()).expect("25 observations make a second page");
+    withdraw().await;
+    assert_outcome(&ward.get(&second, &clinician).await, 403);
+
+    // Granted again: page 2 read by another session of the same clinician is the page the
+    // first would have had, and the first session, read ahead again, gets the same rows.
+    grant(201).await;
+    let again = ward.sign_in("dr-other").await;
+    let page1 = ward.get(&first, &clinician).await;
+    let second = next_link(&page1.json()).unwrap();
+    let other_session = ward.get(&second, &again).await;
+    assert_eq!(other_session.status, 200, "{other_session:?}");
+    let own_session = ward.get(&second, &clinician).await;
+    assert_eq!(own_session.status, 200, "{own_session:?}");
+    assert_eq!(ids(&other_session.json()), ids(&own_session.json()));
+    assert_eq!(
+        ids(&own_session.json()),
+        ward.obs1[10..20]
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+    );
+
+    // A session ended after page 1: its page 2 is refused like any request of it.
+    let page1 = ward.get(&first, &clinician).await;
+    let second = next_link(&page1.json()).unwrap();
+    let out = ward
+        .call("DELETE", "/api/v1/session", Some(&clinician), None)
+        .await;
+    assert_eq!(out.status, 204, "{out:?}");
+    assert_outcome(&ward.get(&second, &clinician).await, 401);
+}

@@ -273,6 +273,7 @@ impl Hub {
             access,
             checkpointer: self.checkpointer.clone(),
             mrn_system: https::fhir::MrnSystem(self.config.fhir.mrn_system.clone()),
+            observation_read_ahead: https::fhir::ObservationReadAhead::default(),
         });
         let outbox = outbox::Outbox::new(Arc::clone(registry.store()), registry.auditor().clone());
         let (mqtt_stop, mqtt_stopped) = oneshot::channel::<()>();

@@ -80,7 +80,7 @@ impl Plan {
             hz: args.hz,
             quantities: usize::from(args.quantities).min(VITALS.len()),
             page: args.page,
-            overlap: args.overlap,
+            overlap: !args.sequential,
         };
         if plan.observations() > MAX_OBSERVATIONS {
             bail!("at most {MAX_OBSERVATIONS} observations: lower --hours, --hz or --quantities");
@@ -750,7 +750,7 @@ mod tests {
             quantities,
             page: 10_000,
             runs: 1,
-            overlap: false,
+            sequential: false,
         };
         assert_eq!(
             Plan::from_args(&args(24.0, 1, 5)).unwrap().observations(),

@@ -7,9 +7,10 @@
 //! expect FHIR).
 
 mod clinical;
+pub mod read_ahead;
 mod security;
 
-pub use clinical::MrnSystem;
+pub use clinical::{MrnSystem, ObservationReadAhead};
 
 use axum::Router;
 use axum::body::Body;

@@ -39,6 +39,14 @@ pub struct Api {
     pub checkpointer: Checkpointer,
     /// The `Identifier.system` of medical record numbers.
     pub mrn_system: crate::https::fhir::MrnSystem,
+    /// Observation pages read ahead of their request.
+    pub observation_read_ahead: crate::https::fhir::ObservationReadAhead,
+}
+
+impl FromRef<Api> for crate::https::fhir::ObservationReadAhead {
+    fn from_ref(api: &Api) -> crate::https::fhir::ObservationReadAhead {
+        api.observation_read_ahead.clone()
+    }
 }
 
 impl FromRef<Api> for crate::https::fhir::MrnSystem {

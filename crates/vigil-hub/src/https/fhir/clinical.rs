@@ -1,5 +1,7 @@
 //! The clinical resources: the CapabilityStatement, Patient, Observation and Device.
 
+use std::sync::Arc;
+
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::http::Uri;
@@ -11,6 +13,7 @@ use vigil_fhir::{FhirError, ResourceType, SearchsetWriter};
 use vigil_model::{DeviceId, PatientId, Quantity, ResourceKind, Role, Timestamp};
 use vigil_store::{ObservationQuery, Store};
 
+use super::read_ahead;
 use super::{
     Fail, FhirUser, audit_patient_read, authorize, base_url, blocking_with, raw_query, strict,
 };
@@ -147,6 +150,7 @@ pub(super) async fn search_patients(
 /// observations in time order, a page at a time.
 pub(super) async fn search_observations(
     State(access): State<Access>,
+    State(read_ahead): State<ObservationReadAhead>,
     user: FhirUser,
     uri: Uri,
     headers: HeaderMap,
@@ -166,7 +170,30 @@ pub(super) async fn search_observations(
             }
             CodeFilter::Only(quantities) => quantities.clone(),
         };
-        let page = observation_page(access.store().as_ref(), &patient, quantities, &search)?;
+        let key = |search: &Search| {
+            read_ahead::Key::new(
+                &principal.session,
+                &patient,
+                search.link_query(search.cursor.as_ref()),
+            )
+        };
+        let page = match read_ahead.take(&key(&search)) {
+            Some(read) => read?,
+            None => observation_page(
+                access.store().as_ref(),
+                &patient,
+                quantities.clone(),
+                &search,
+            )?,
+        };
+        if let Some(cursor) = page.next {
+            let mut next = search.clone();
+            next.cursor = Some(cursor);
+            let (store, patient) = (Arc::clone(access.store()), patient.clone());
+            read_ahead.start(key(&next), move || {
+                observation_page(store.as_ref(), &patient, quantities, &next)
+            });
+        }
         let mut writer = SearchsetWriter::with_capacity(&base, page.rows.len() * 760 + 1024);
         for row in &page.rows {
             writer.push_observation(&row.id.to_string(), &row.observation)?;
@@ -196,10 +223,14 @@ pub(super) async fn search_observations(
     .await
 }
 
-struct Page {
+/// One page of a patient's observations, and where the next starts.
+pub struct Page {
     rows: Vec<vigil_store::StoredObservation>,
     next: Option<Cursor>,
 }
+
+/// Observation pages read ahead of the request for them ([`read_ahead`]).
+pub type ObservationReadAhead = read_ahead::ReadAhead<Result<Page, Fail>>;
 
 /// One page of observations; `ne` exclusions are applied after the range query, so a page may
 /// hold fewer rows than asked while more follow (the next link says so).
