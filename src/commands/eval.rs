@@ -2,7 +2,8 @@
 //!
 //! Per attack kind: recall (attacks with at least one matching alert), precision (alerts of the
 //! kinds that should catch it that did match one) and detection latency (first matching alert
-//! after the attack began). Then the false alerts: alerts about the run's devices and patients
+//! after the attack began, or, for an attack that alters readings, after its first forged
+//! reading was sent: a CGM's next reading can be 5 minutes after the attack began). Then the false alerts: alerts about the run's devices and patients
 //! that match no attack, per patient-day, and how many fell during clinical events (real
 //! deteriorations, which must not be mistaken for attacks).
 //!
@@ -55,6 +56,9 @@ pub(crate) struct Window {
     pub(crate) patient: Option<String>,
     pub(crate) start: i64,
     pub(crate) end: i64,
+    /// For an attack that alters readings, when its first forged reading was sent: latency
+    /// counts from there (before it nothing forged exists to detect).
+    pub(crate) first_forged: Option<i64>,
 }
 
 /// A run's ground truth.
@@ -101,6 +105,7 @@ fn time_of(value: &Value) -> Option<i64> {
 /// Parses the ground-truth JSON lines of one run.
 pub(crate) fn parse_truth(text: &str) -> anyhow::Result<Truth> {
     let mut truth = Truth::default();
+    let mut forged = Vec::new();
     for (index, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
@@ -117,6 +122,7 @@ pub(crate) fn parse_truth(text: &str) -> anyhow::Result<Truth> {
                     .with_context(|| format!("ground truth line {}: no start_time", index + 1))?,
                 end: time_of(&record["end_time"])
                     .with_context(|| format!("ground truth line {}: no end_time", index + 1))?,
+                first_forged: None,
             })
         };
         match record["kind"].as_str() {
@@ -138,7 +144,22 @@ pub(crate) fn parse_truth(text: &str) -> anyhow::Result<Truth> {
             Some("run_end") => truth.end = time_of(&record["end_time"]).unwrap_or(0),
             Some("attack") => truth.attacks.push(window(text_of("attack"))?),
             Some("clinical_event") => truth.clinical.push(window(text_of("event"))?),
+            Some("first_forged") => forged.push((
+                text_of("attack"),
+                text_of("device"),
+                time_of(&record["start_time"]),
+                time_of(&record["time"])
+                    .with_context(|| format!("ground truth line {}: no time", index + 1))?,
+            )),
             _ => {}
+        }
+    }
+    // Each first forged reading to its attack: same kind, device and start.
+    for (what, device, start, at) in forged {
+        if let Some(attack) = truth.attacks.iter_mut().find(|a| {
+            what.as_deref() == Some(a.what.as_str()) && a.device == device && start == Some(a.start)
+        }) {
+            attack.first_forged = Some(at);
         }
     }
     anyhow::ensure!(
@@ -202,7 +223,8 @@ pub(crate) fn score(truth: &Truth, alerts: &[SeenAlert], grace_ms: i64) -> Repor
                 .min()
             {
                 #[allow(clippy::cast_precision_loss)]
-                latencies.push((first - attack.start).max(0) as f64 / 1000.0);
+                let from = attack.first_forged.unwrap_or(attack.start);
+                latencies.push((first - from).max(0) as f64 / 1000.0);
             }
         }
         latencies.sort_by(f64::total_cmp);
@@ -401,6 +423,34 @@ mod tests {
         assert_eq!(report.false_alerts, 2);
         assert_eq!(report.false_alerts_during_clinical_events, 1);
         assert!((report.patient_days - 2.0 / 24.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn latency_of_an_alteration_counts_from_its_first_forged_reading() {
+        // The CGM's first reading after the attack began came 4 minutes later; the alert 1 s
+        // after it. A forged record of another device, or another start, changes nothing.
+        let truth = format!(
+            "{}\n{}\n{}\n{}\n{}",
+            TRUTH
+                .lines()
+                .next()
+                .unwrap()
+                .replace("\"oxi-1\"]", "\"oxi-1\",\"cgm-1\"]"),
+            r#"{"kind":"attack","attack":"fake_hypoglycaemia","patient":0,"patient_id":"p-0","device":"cgm-1","start":60,"end":660,"start_time":"2026-11-29T08:01:00Z","end_time":"2026-11-29T08:11:00Z"}"#,
+            r#"{"kind":"first_forged","attack":"fake_hypoglycaemia","device":"cgm-1","start_time":"2026-11-29T08:01:00Z","at":300,"time":"2026-11-29T08:05:00Z"}"#,
+            r#"{"kind":"first_forged","attack":"fake_hypoglycaemia","device":"cgm-9","start_time":"2026-11-29T08:01:00Z","at":62,"time":"2026-11-29T08:01:02Z"}"#,
+            TRUTH.lines().last().unwrap(),
+        );
+        let truth = parse_truth(&truth).unwrap();
+        assert_eq!(truth.attacks[0].first_forged, Some(at(300)));
+        let alerts = vec![alert(301, AlertKind::ImpossibleChange, Some("cgm-1"), None)];
+        let report = score(&truth, &alerts, 10_000);
+        let row = &report.rows[0];
+        assert_eq!(
+            (row.attack.as_str(), row.detected),
+            ("fake_hypoglycaemia", 1)
+        );
+        assert_eq!(row.latency_p50_s, Some(1.0));
     }
 
     #[test]

@@ -89,6 +89,22 @@ pub struct Limits {
     /// Fastest credible change between two readings, per minute of time between them, or `None`
     /// where the quantity can legitimately step at once (a setting, the onset of an arrhythmia).
     pub max_change_per_minute: Option<f64>,
+    /// Fastest credible fall, where a quantity falls slower than it can rise (glucose can be
+    /// infused faster than tissues take it up); `None`: [`Limits::max_change_per_minute`] either
+    /// way. Never looser than that bound.
+    pub max_fall_per_minute: Option<f64>,
+}
+
+impl Limits {
+    /// The fastest credible change per minute from `previous` to `current` (the fall bound
+    /// when it falls), or `None` where the quantity may step at once.
+    pub fn change_bound(&self, previous: f64, current: f64) -> Option<f64> {
+        let bound = self.max_change_per_minute?;
+        Some(match self.max_fall_per_minute {
+            Some(fall) if current < previous => fall.min(bound),
+            _ => bound,
+        })
+    }
 }
 
 /// Everything Vigil knows about one quantity.
@@ -252,7 +268,7 @@ impl Quantity {
     }
 
     /// Checks the change between two canonical readings `elapsed_ms` apart against the fastest
-    /// credible rate of change. Readings at the same instant are compared as if 1 s apart, so
+    /// credible rate of change ([`Limits::change_bound`]: a fall may have a bound of its own). Readings at the same instant are compared as if 1 s apart, so
     /// that a sensor reporting twice in one tick is not flagged for its own jitter.
     pub fn check_change(
         self,
@@ -260,7 +276,7 @@ impl Quantity {
         current: f64,
         elapsed_ms: u64,
     ) -> Result<(), Implausible> {
-        let Some(per_minute) = self.spec().limits.max_change_per_minute else {
+        let Some(per_minute) = self.spec().limits.change_bound(previous, current) else {
             return Ok(());
         };
         #[allow(clippy::cast_precision_loss)] // elapsed times are far below 2^52 ms

@@ -9,6 +9,16 @@
 //! - [PHD-IG]: HL7 FHIR Personal Health Device IG examples (HL7/phd `input/examples/`).
 //! - [FHIR-VS]: HL7 FHIR R4 vital-signs profiles and value set `observation-vitalsignresult`.
 //! - [CGM-IG]: HL7 FHIR CGM IG (HL7/cgm `input/fsh/profiles.fsh`).
+//! - [GLU-UPTAKE]: Rizza, Mandarino, Gerich, "Dose-response characteristics for effects of
+//!   insulin on production and utilization of glucose in man", Am J Physiol 1981;240:E630
+//!   (whole-body glucose utilisation at maximal insulin); DeFronzo, Tobin, Andres, "Glucose
+//!   clamp technique", Am J Physiol 1979;237:E214.
+//! - [HOVORKA]: Hovorka et al., "Nonlinear model predictive control of glucose concentration in
+//!   subjects with type 1 diabetes", Physiol Meas 2004;25:905 (glucose distribution volume 0.16
+//!   L/kg; the simulator's model).
+//! - [GLU-RATES]: Dunn, Eastman, Tamada, "Rates of glucose change measured by blood glucose
+//!   meter and the GlucoWatch Biographer during day, night, and around mealtimes", Diabetes
+//!   Care 2004;27:2161.
 //! - [UCUM]: The Unified Code for Units of Measure, `ucum-essence.xml`.
 //! - [IDC]: IEEE 11073-10103 implantable device cardiac nomenclature, as carried in IDCO HL7
 //!   messages (iCARDEA `IEEENomenclature_en.properties`) and HL7 CardX-CIED examples.
@@ -112,6 +122,7 @@ const SPECS: &[QuantitySpec] = &[
             min: 0.0,
             max: 600.0,
             max_change_per_minute: None,
+            max_fall_per_minute: None,
         },
         sources: "MDC [10101] 2/16770; LOINC 8867-4 [FHIR-VS] heart rate profile; \
                   unit /min [FHIR-VS]; limits: see docs/vocabulary.md",
@@ -129,6 +140,7 @@ const SPECS: &[QuantitySpec] = &[
             min: 0.0,
             max: 600.0,
             max_change_per_minute: None,
+            max_fall_per_minute: None,
         },
         sources: "MDC [10101] 2/18458; LOINC 8867-4 paired with 149530 in [PHD-IG] \
                   numeric-spotnumeric example; limits as heart rate",
@@ -157,6 +169,7 @@ const SPECS: &[QuantitySpec] = &[
             min: 0.0,
             max: 100.0,
             max_change_per_minute: None,
+            max_fall_per_minute: None,
         },
         sources: "MDC [10101] 2/19384 (not 150324, which is MDC_SAT_O2_ART); LOINC 2708-6 \
                   [FHIR-VS] oxygensat profile, 59408-5 US Core pulse oximetry",
@@ -180,6 +193,7 @@ const SPECS: &[QuantitySpec] = &[
             min: 0.0,
             max: 480.0,
             max_change_per_minute: None,
+            max_fall_per_minute: None,
         },
         sources: "MDC [10101] 2/18949; LOINC 8480-6 [FHIR-VS] bp profile, 76534-7 \
                   [FHIR-VS] systolic value set",
@@ -200,6 +214,7 @@ const SPECS: &[QuantitySpec] = &[
             min: 0.0,
             max: 350.0,
             max_change_per_minute: None,
+            max_fall_per_minute: None,
         },
         sources: "MDC [10101] 2/18950; LOINC 8462-4 [FHIR-VS] bp profile, 76535-4 \
                   [FHIR-VS] diastolic value set",
@@ -218,6 +233,7 @@ const SPECS: &[QuantitySpec] = &[
             min: 0.0,
             max: 480.0,
             max_change_per_minute: None,
+            max_fall_per_minute: None,
         },
         sources: "MDC [10101] 2/18951 ([PHD-IG] sends it with MDC only); LOINC 8478-0",
     },
@@ -243,6 +259,7 @@ const SPECS: &[QuantitySpec] = &[
             min: 0.0,
             max: 150.0,
             max_change_per_minute: None,
+            max_fall_per_minute: None,
         },
         sources: "MDC [10101] 2/20490 and alias 2/20506 (OpenICE physio.idl); LOINC 9279-1 \
                   [FHIR-VS] respiratory rate profile",
@@ -280,6 +297,7 @@ const SPECS: &[QuantitySpec] = &[
             min: 10.0,
             max: 47.0,
             max_change_per_minute: Some(1.0),
+            max_fall_per_minute: None,
         },
         sources: "MDC [10101] 2/19292; LOINC 8310-5 [FHIR-VS] body temperature profile; \
                   [degF] = 5/9 K and Cel = K - 273.15 [UCUM]",
@@ -304,6 +322,7 @@ const SPECS: &[QuantitySpec] = &[
             min: 0.0,
             max: 3000.0,
             max_change_per_minute: None,
+            max_fall_per_minute: None,
         },
         sources: "MDC [10101] 2/29112; LOINC 41653-7 (mg/dL; 14743-9 is its mmol/L twin)",
     },
@@ -321,14 +340,21 @@ const SPECS: &[QuantitySpec] = &[
         units: GLUCOSE,
         // CGM practice calls ≥ 3 mg/dL per minute a rapid change; interstitial glucose lags
         // and smooths blood glucose, so even an intravenous dextrose bolus does not move it 15
-        // mg/dL per minute.
+        // mg/dL per minute. A fall is slower still: glucose leaves the blood only as fast as
+        // tissues take it up. Whole-body uptake at maximal insulin in clamp studies is of the
+        // order of 10-15 mg/kg/min [GLU-UPTAKE]; over the glucose distribution volume of 1.6
+        // dL/kg [HOVORKA] that is at most 6-9 mg/dL per minute in blood, with endogenous
+        // production stopped entirely, and interstitial glucose follows it later and more
+        // smoothly. Measured falls are far slower (rates beyond 2 mg/dL/min about 10 % of the
+        // time around meals [GLU-RATES]). 10 mg/dL per minute is beyond any of these.
         limits: Limits {
             min: 0.0,
             max: 3000.0,
             max_change_per_minute: Some(15.0),
+            max_fall_per_minute: Some(10.0),
         },
         sources: "MDC [10101] 2/29140; LOINC 99504-3 (mg/dL; 105272-9 is its mmol/L twin) \
-                  [CGM-IG]",
+                  [CGM-IG]; fall bound [GLU-UPTAKE] [HOVORKA] [GLU-RATES]",
     },
     QuantitySpec {
         quantity: Quantity::InsulinBasalRate,
@@ -352,6 +378,7 @@ const SPECS: &[QuantitySpec] = &[
             min: 0.0,
             max: 35.0,
             max_change_per_minute: None,
+            max_fall_per_minute: None,
         },
         sources: "MDC [10419] 128/29692 (to confirm); unit [iU]/h [UCUM]; no LOINC",
     },
@@ -373,6 +400,7 @@ const SPECS: &[QuantitySpec] = &[
             min: 0.0,
             max: 75.0,
             max_change_per_minute: None,
+            max_fall_per_minute: None,
         },
         sources: "MDC [10419] 128/29736 delivered bolus (to confirm); unit [iU] [UCUM]; no LOINC",
     },
@@ -405,6 +433,7 @@ const SPECS: &[QuantitySpec] = &[
             min: 0.0,
             max: 2000.0,
             max_change_per_minute: None,
+            max_fall_per_minute: None,
         },
         sources: "MDC [10101] 2/26712 (OpenICE physio.idl); no LOINC exists for a pump rate",
     },
@@ -428,6 +457,7 @@ const SPECS: &[QuantitySpec] = &[
             min: 20.0,
             max: 200.0,
             max_change_per_minute: None,
+            max_fall_per_minute: None,
         },
         sources: "MDC [IDC] 11/9984 = 730880; unit {beats}/min as in IDCO messages; no LOINC",
     },
@@ -445,6 +475,7 @@ const SPECS: &[QuantitySpec] = &[
             min: 0.0,
             max: 100.0,
             max_change_per_minute: None,
+            max_fall_per_minute: None,
         },
         sources: "MDC [10101] 1/2460 = 67996 (as HL7 DK-core and the PHD IG use it); no LOINC",
     },

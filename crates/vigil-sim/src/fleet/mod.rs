@@ -189,6 +189,7 @@ pub async fn run(
     let mut ticker = tokio::time::interval(config.tick);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut started = vec![false; plan.len()];
+    let mut forged_yet = vec![false; plan.len()];
     let mut seen_truth = 0;
     let mut due: Vec<DeviceReading> = Vec::new();
     let mut altered: u64 = 0;
@@ -245,10 +246,17 @@ pub async fn run(
             let mut readings = Vec::new();
             while index < due.len() && due[index].device == device {
                 let mut reading = due[index].reading;
-                for attack in plan.iter().filter(|a| a.device == device && a.active(now)) {
+                for (n, attack) in plan.iter().enumerate() {
+                    if attack.device != device || !attack.active(now) {
+                        continue;
+                    }
                     if let Some(forged) = forged(attack, &reading, altered) {
                         reading.value = forged;
                         altered += 1;
+                        if let Some(first) = forged_yet.get_mut(n).filter(|done| !**done) {
+                            *first = true;
+                            truth.first_forged(attack, &config.tickets[device], now, &shared)?;
+                        }
                     }
                 }
                 readings.push(reading);

@@ -6,6 +6,7 @@
 //! {"kind":"run","seed":42,"patients":["patient-000",…],"devices":["monitor-000",…],"start_time":…}
 //! {"kind":"clinical_event","event":"desaturation","patient":1,"patient_id":"patient-001",…}
 //! {"kind":"attack","attack":"flood","patient":1,"patient_id":"patient-001","device":"monitor-003",…}
+//! {"kind":"first_forged","attack":"fake_hypoglycaemia","device":"cgm-004","start_time":…,"at":…,"time":…}
 //! {"kind":"run_end","end":300.0,"end_time":…}
 //! ```
 
@@ -65,6 +66,18 @@ struct AttackRecord<'a> {
     end: f64,
     start_time: String,
     end_time: String,
+}
+
+/// The first forged reading of an alteration attack, as written down; the attack is the one of
+/// this device and kind that started at `start_time`.
+#[derive(Debug, Serialize)]
+struct ForgedRecord<'a> {
+    kind: &'static str,
+    attack: AttackKind,
+    device: &'a str,
+    start_time: String,
+    at: f64,
+    time: String,
 }
 
 impl TruthLog {
@@ -141,6 +154,26 @@ impl TruthLog {
             end: attack.end(),
             start_time: rfc3339(shared.at(attack.start())),
             end_time: rfc3339(shared.at(attack.end())),
+        };
+        self.line(&record)
+    }
+
+    /// The first forged reading of an alteration attack, sent at simulated time `now`: before
+    /// it there is nothing forged to detect (a CGM reports every 5 minutes).
+    pub(super) fn first_forged(
+        &mut self,
+        attack: &PlannedAttack,
+        ticket: &Ticket,
+        now: f64,
+        shared: &Shared,
+    ) -> std::io::Result<()> {
+        let record = ForgedRecord {
+            kind: "first_forged",
+            attack: attack.step.attack,
+            device: ticket.device.as_str(),
+            start_time: rfc3339(shared.at(attack.start())),
+            at: now,
+            time: rfc3339(shared.at(now)),
         };
         self.line(&record)
     }

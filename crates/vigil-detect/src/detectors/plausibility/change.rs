@@ -6,13 +6,18 @@
 //! applied by [`Quantity::check_change`]; `docs/vocabulary.md` gives its reasoning and sources.
 //! Today two quantities have one:
 //!
-//! - interstitial glucose, 15 mg/dL per minute: CGM practice calls 3 mg/dL/min a rapid change,
-//!   and interstitial glucose lags and smooths blood glucose (5–10 min; Boyne et al., Diabetes
-//!   2003;52:2790), so not even an intravenous dextrose bolus moves it that fast. The simulator's
-//!   fake hypoglycaemia (a CGM going from about 110 to 48–52 mg/dL between two readings) is 240
-//!   mg/dL per minute when the readings are 15 s apart, as in the demo. At a real CGM's 5-minute
-//!   period the same 60 mg/dL fall is 12 mg/dL per minute, within the bound: a forged step is
-//!   caught by this check only when it is larger than 15 mg/dL per minute between readings.
+//! - interstitial glucose, 15 mg/dL per minute rising and 10 falling: CGM practice calls 3
+//!   mg/dL/min a rapid change, and interstitial glucose lags and smooths blood glucose (5–10
+//!   min; Boyne et al., Diabetes 2003;52:2790), so not even an intravenous dextrose bolus moves
+//!   it 15 mg/dL a minute; and glucose leaves the blood only as fast as tissues take it up,
+//!   which even at maximal insulin is 6–9 mg/dL a minute ([`Limits::max_fall_per_minute`]
+//!   gives the sources). The simulator's fake hypoglycaemia (a CGM going from its patient's
+//!   glucose to 48–52 mg/dL between two readings) at a real CGM's 5-minute period is a fall of
+//!   more than 10 mg/dL a minute whenever the true glucose was above about 102 mg/dL (110 →
+//!   48 is 12.4 a minute); from nearer the forged value, it is a credible fall and this check
+//!   cannot tell it from a real one.
+//!
+//! [`Limits::max_fall_per_minute`]: vigil_model::quantity::Limits::max_fall_per_minute
 //! - body temperature, 1 °C per minute: body temperature moves a few °C per hour even under
 //!   active cooling or rewarming.
 //!
@@ -68,9 +73,10 @@ impl ImpossibleChange {
     /// Compares `reading` with the device's last plausible reading of its quantity; keeps the
     /// newer of the two.
     pub(super) fn observe(&mut self, reading: &Observed<'_>, alerts: &mut Vec<Alert>) {
-        let Some(per_minute) = reading.quantity.spec().limits.max_change_per_minute else {
+        let limits = reading.quantity.spec().limits;
+        if limits.max_change_per_minute.is_none() {
             return;
-        };
+        }
         // Looked up before inserting, so that the hot path clones no identifier.
         if !self.devices.contains_key(reading.device) {
             self.devices
@@ -97,12 +103,20 @@ impl ImpossibleChange {
         let change = reading.value - last.value;
         let beyond_rounding =
             change.signum() * (change.abs() - display_step(reading.quantity)).max(0.0);
+        let judged = last.value + beyond_rounding;
         if reading
             .quantity
-            .check_change(last.value, last.value + beyond_rounding, elapsed_ms)
+            .check_change(last.value, judged, elapsed_ms)
             .is_err()
         {
-            alerts.push(alert(reading, last.value, elapsed_ms, per_minute));
+            let bound = match limits.max_fall_per_minute {
+                Some(fall) if judged < last.value => ("max_fall_per_minute", fall),
+                _ => (
+                    "max_change_per_minute",
+                    limits.change_bound(last.value, judged).unwrap_or_default(),
+                ),
+            };
+            alerts.push(alert(reading, last.value, elapsed_ms, bound));
         }
         if reading.time_ms >= last.time_ms {
             last.value = reading.value;
@@ -136,7 +150,13 @@ pub fn display_step(quantity: Quantity) -> f64 {
     step.unwrap_or(0.0)
 }
 
-fn alert(reading: &Observed<'_>, previous: f64, elapsed_ms: u64, per_minute: f64) -> Alert {
+/// `bound`: the vocabulary's bound that was crossed, by name, and its value per minute.
+fn alert(
+    reading: &Observed<'_>,
+    previous: f64,
+    elapsed_ms: u64,
+    bound: (&'static str, f64),
+) -> Alert {
     Alert {
         time: reading.at,
         // A value the body cannot have produced is a broken or lying sender, and a reading like
@@ -164,8 +184,8 @@ fn alert(reading: &Observed<'_>, previous: f64, elapsed_ms: u64, per_minute: f64
             },
             // A constant of the vocabulary, not a patient's value.
             Evidence::Fact {
-                name: "max_change_per_minute".into(),
-                value: per_minute.to_string(),
+                name: bound.0.into(),
+                value: bound.1.to_string(),
             },
         ],
         // The device's reports are not measurements: its reporting messages are spoofed (or it
@@ -227,6 +247,23 @@ mod tests {
         let times: Vec<i64> = alerts.iter().map(|a| a.time.unix_millis()).collect();
         assert_eq!(alerts.len(), 2, "{alerts:?}");
         assert_eq!(times[1] - times[0], 5 * 15_000);
+    }
+
+    #[test]
+    fn at_a_real_cgm_period_a_fall_faster_than_tissues_take_glucose_up_alerts() {
+        // Five minutes apart: 110 to 48 is 12.4 mg/dL a minute (11.9 beyond one display step),
+        // more than the 10 a fall may be; 110 to 65 (9 a minute) is a credible fall, and
+        // 50 to 110 (12 a minute) a credible rise (dextrose).
+        let alerts = run(&[cgm(0, 110.0), cgm(300_000, 48.0)]);
+        let changes = of_kind(&alerts, AlertKind::ImpossibleChange);
+        assert_eq!(changes.len(), 1, "{alerts:?}");
+        assert_eq!(fact(changes[0], "max_fall_per_minute"), Some("10"));
+        assert_eq!(fact(changes[0], "max_change_per_minute"), None);
+        assert!(run(&[cgm(0, 110.0), cgm(300_000, 65.0)]).is_empty());
+        assert!(run(&[cgm(0, 50.0), cgm(300_000, 110.0)]).is_empty());
+        // A rise beyond 15 a minute names the rise bound.
+        let alerts = run(&[cgm(0, 50.0), cgm(300_000, 140.0)]);
+        assert_eq!(fact(&alerts[0], "max_change_per_minute"), Some("15"));
     }
 
     #[test]

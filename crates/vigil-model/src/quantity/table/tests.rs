@@ -58,6 +58,14 @@ fn units_and_limits_are_well_formed() {
         if let Some(rate) = l.max_change_per_minute {
             assert!(rate > 0.0 && rate < l.max - l.min, "{}", spec.key);
         }
+        if let Some(fall) = l.max_fall_per_minute {
+            let rise = l.max_change_per_minute.unwrap_or(0.0);
+            assert!(
+                fall > 0.0 && fall <= rise,
+                "{}: a fall bound needs a looser rise bound",
+                spec.key
+            );
+        }
         assert!(!spec.sources.is_empty());
     }
 }
@@ -182,6 +190,18 @@ fn range_and_change_checks() {
     );
     // Heart rate may step at once (arrhythmia onset).
     assert_eq!(Quantity::HeartRate.check_change(70.0, 220.0, 1000), Ok(()));
+    // Interstitial glucose may rise 15 mg/dL a minute (dextrose) but fall only 10.
+    let g = Quantity::GlucoseInterstitial;
+    assert_eq!(g.check_change(50.0, 110.0, 300_000), Ok(()));
+    assert_eq!(g.check_change(110.0, 60.0, 300_000), Ok(()));
+    assert_eq!(
+        g.check_change(110.0, 48.0, 300_000),
+        Err(Implausible::ChangedTooFast(g))
+    );
+    assert_eq!(
+        g.check_change(50.0, 130.0, 300_000),
+        Err(Implausible::ChangedTooFast(g))
+    );
 }
 
 #[test]
