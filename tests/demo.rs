@@ -79,6 +79,20 @@ fn the_demo_runs_headless_and_leaves_a_data_directory_that_verifies() {
                 );
             }
             Some("run_end") => assert!(record["end"].as_f64() >= Some(29.0), "{line}"),
+            Some("first_forged") => {
+                // Names an attack already written, which alters readings.
+                let attack = record["attack"].as_str().unwrap();
+                assert!(attacks.contains(attack), "{line}");
+                assert!(
+                    [
+                        "hide_desaturation",
+                        "fake_hypoglycaemia",
+                        "implausible_injection"
+                    ]
+                    .contains(&attack),
+                    "{line}"
+                );
+            }
             other => panic!("unknown record kind {other:?}: {line}"),
         }
     }
