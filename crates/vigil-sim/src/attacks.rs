@@ -309,24 +309,25 @@ impl Scenario {
         for round in 0..rounds {
             #[allow(clippy::cast_precision_loss)]
             let start = span * round as f64;
-            steps.extend(Scenario::round(ward, start, span, round * 11));
+            Scenario::round(ward, start, span, round * 11, rounds > 1, &mut steps);
         }
         Scenario { steps }
     }
 
-    /// One round of every attack within `[start, start + span)`, the n-th attack on the first
-    /// patient from `first + n` on who has its device.
-    fn round(ward: &Ward, start: f64, span: f64, first: usize) -> Vec<AttackStep> {
+    /// One round of every attack within `[start, start + span)`, appended to `steps`: the n-th
+    /// attack on the first patient from `first + n` on who has its device and, when `scored`
+    /// (several rounds, for `vigil eval`), for an attack that alters readings, whose device is
+    /// free for it (see [`Scenario::free_for_alteration`]).
+    fn round(
+        ward: &Ward,
+        start: f64,
+        span: f64,
+        first: usize,
+        scored: bool,
+        steps: &mut Vec<AttackStep>,
+    ) {
         let slot = (span / 12.0).max(2.0);
         let patients = ward.patients().len().max(1);
-        let target = |attack: AttackKind, n: usize| {
-            let class = attack.default_class();
-            (0..patients).map(|k| (first + n + k) % patients).find(|p| {
-                ward.devices()
-                    .iter()
-                    .any(|d| d.patient() == *p && d.class() == class)
-            })
-        };
         let timeline = [
             (AttackKind::ForgedToken, 1.0, 1.0),
             (AttackKind::HideDesaturation, 2.5, slot * 3.0),
@@ -341,40 +342,81 @@ impl Scenario {
             (AttackKind::ReusedToken, 8.0, 1.0),
             (AttackKind::ImplausibleInjection, 9.0, slot * 0.5),
         ];
-        // An alteration attack must last long enough for the device to report during it (a
-        // CGM reports every 5 minutes): twice the period of the device's fastest channel, which
-        // carries what these attacks alter (SpO2, glucose, heart rate), not its battery level.
-        let period = |patient: usize, class: DeviceClass| {
-            ward.devices()
-                .iter()
-                .filter(|d| d.patient() == patient && d.class() == class)
-                .flat_map(|d| d.channels().map(|(_, period)| period))
-                .fold(f64::INFINITY, f64::min)
-        };
-        timeline
-            .iter()
-            .enumerate()
-            .filter_map(|(n, &(attack, at, duration))| {
-                let patient = target(attack, n)?;
-                let duration = if attack.alters_readings() {
-                    let period = period(patient, attack.default_class());
-                    duration.max(if period.is_finite() {
+        for (n, &(attack, at, duration)) in timeline.iter().enumerate() {
+            let class = attack.default_class();
+            let at = start + slot * at;
+            let chosen = (0..patients)
+                .map(|k| (first + n + k) % patients)
+                .filter(|&p| {
+                    ward.devices()
+                        .iter()
+                        .any(|d| d.patient() == p && d.class() == class)
+                })
+                .find_map(|patient| {
+                    if !attack.alters_readings() {
+                        return Some((patient, duration.min(span - (at - start)).max(1.0)));
+                    }
+                    // An alteration must last long enough for the device to report during it
+                    // (a CGM reports every 5 minutes): twice the period of the device's fastest
+                    // channel, which carries what these attacks alter, not its battery level.
+                    let period = Scenario::period(ward, patient, class);
+                    let duration = duration.max(if period.is_finite() {
                         2.0 * period
                     } else {
                         0.0
-                    })
-                } else {
-                    duration.min(span - slot * at).max(1.0)
-                };
-                Some(AttackStep {
+                    });
+                    let free = !scored
+                        || Scenario::free_for_alteration(ward, steps, patient, class, at, period);
+                    free.then_some((patient, duration))
+                });
+            if let Some((patient, duration)) = chosen {
+                steps.push(AttackStep {
                     attack,
                     patient,
                     class: None,
-                    at: start + slot * at,
+                    at,
                     duration,
-                })
+                });
+            }
+        }
+    }
+
+    /// The period of the fastest channel of `patient`'s device of `class`, seconds.
+    fn period(ward: &Ward, patient: usize, class: DeviceClass) -> f64 {
+        ward.devices()
+            .iter()
+            .filter(|d| d.patient() == patient && d.class() == class)
+            .flat_map(|d| d.channels().map(|(_, period)| period))
+            .fold(f64::INFINITY, f64::min)
+    }
+
+    /// Whether an alteration of `patient`'s device of `class` starting at `at` has a true
+    /// reading to differ from: the device has reported before `at` (a real device has a
+    /// history; the simulated ones start with the run), and its last alteration ended at least
+    /// a period before (so one true reading came between). Otherwise the new attack's first
+    /// forged reading is the device's first reading or the previous attack's, and no detector
+    /// of changes could tell when it began: a scored attack should be one that is there to see.
+    fn free_for_alteration(
+        ward: &Ward,
+        steps: &[AttackStep],
+        patient: usize,
+        class: DeviceClass,
+        at: f64,
+        period: f64,
+    ) -> bool {
+        let period = if period.is_finite() { period } else { 0.0 };
+        let reported = ward
+            .devices()
+            .iter()
+            .filter(|d| d.patient() == patient && d.class() == class)
+            .all(|d| d.next_report() < at);
+        reported
+            && steps.iter().all(|s| {
+                !(s.attack.alters_readings()
+                    && s.patient == patient
+                    && s.attack.default_class() == class)
+                    || s.at + s.duration + period <= at
             })
-            .collect()
     }
 }
 
@@ -397,6 +439,58 @@ mod tests {
             },
         )
         .unwrap()
+    }
+
+    #[test]
+    fn scored_rounds_alter_a_device_only_after_a_true_reading() {
+        // Two of four patients have a CGM (5-minute readings); 8 rounds in 12 minutes would put
+        // a fake hypoglycaemia on each CGM every 3 minutes, each lasting 10.
+        let ward = Ward::new(
+            5,
+            WardConfig {
+                patients: 4,
+                devices: DeviceMix::PerPatient(vec![
+                    vec![DeviceClass::BedsideMonitor, DeviceClass::PulseOximeter],
+                    vec![
+                        DeviceClass::BedsideMonitor,
+                        DeviceClass::PulseOximeter,
+                        DeviceClass::ContinuousGlucoseMonitor,
+                    ],
+                ]),
+                ..WardConfig::default()
+            },
+        )
+        .unwrap();
+        let scenario = Scenario::rounds(&ward, 720.0, 8);
+        let plan = scenario.plan(&ward).unwrap();
+        let altering: Vec<&PlannedAttack> = plan
+            .iter()
+            .filter(|a| a.step.attack.alters_readings())
+            .collect();
+        let hypos = altering
+            .iter()
+            .filter(|a| a.step.attack == AttackKind::FakeHypoglycaemia)
+            .count();
+        assert!((1..8).contains(&hypos), "{hypos} of 8 rounds' fake hypoglycaemias");
+        for (i, a) in altering.iter().enumerate() {
+            let device = &ward.devices()[a.device];
+            let period = device
+                .channels()
+                .map(|(_, p)| p)
+                .fold(f64::INFINITY, f64::min);
+            assert!(device.next_report() < a.start(), "{a:?}: no true reading before");
+            for b in &altering[..i] {
+                if b.device == a.device {
+                    assert!(b.end() + period <= a.start(), "{b:?} then {a:?}");
+                }
+            }
+        }
+        // The network attacks are all still there, one a round.
+        let floods = plan
+            .iter()
+            .filter(|a| a.step.attack == AttackKind::Flood)
+            .count();
+        assert_eq!(floods, 8);
     }
 
     #[test]

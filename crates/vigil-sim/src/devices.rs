@@ -465,6 +465,15 @@ impl VirtualDevice {
         self.schedules.iter().map(|s| (s.channel, s.period))
     }
 
+    /// When the device's fastest channel reports next, simulated seconds (in a ward just made:
+    /// its first reading, the phase drawn from the seed).
+    pub fn next_report(&self) -> f64 {
+        self.schedules
+            .iter()
+            .min_by(|a, b| a.period.total_cmp(&b.period))
+            .map_or(0.0, |s| s.next_due)
+    }
+
     /// The quantities it reports.
     pub fn quantities(&self) -> impl Iterator<Item = Quantity> + '_ {
         self.outputs.iter().map(|o| o.quantity)
