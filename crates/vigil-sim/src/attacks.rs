@@ -471,14 +471,20 @@ mod tests {
             .iter()
             .filter(|a| a.step.attack == AttackKind::FakeHypoglycaemia)
             .count();
-        assert!((1..8).contains(&hypos), "{hypos} of 8 rounds' fake hypoglycaemias");
+        assert!(
+            (1..8).contains(&hypos),
+            "{hypos} of 8 rounds' fake hypoglycaemias"
+        );
         for (i, a) in altering.iter().enumerate() {
             let device = &ward.devices()[a.device];
             let period = device
                 .channels()
                 .map(|(_, p)| p)
                 .fold(f64::INFINITY, f64::min);
-            assert!(device.next_report() < a.start(), "{a:?}: no true reading before");
+            assert!(
+                device.next_report() < a.start(),
+                "{a:?}: no true reading before"
+            );
             for b in &altering[..i] {
                 if b.device == a.device {
                     assert!(b.end() + period <= a.start(), "{b:?} then {a:?}");
