@@ -1344,3 +1344,79 @@ async fn the_live_alert_stream_is_the_security_teams_alone() {
         }
     }
 }
+
+/// Password spraying: one password tried on many accounts, a failure or two each, never locks
+/// any account; the failures of one address do get it refused (429, before any password is
+/// checked), audited and alerted once, while other addresses sign in as before.
+#[tokio::test]
+async fn an_address_spraying_passwords_is_refused_and_others_are_not() {
+    let ward = ward(1, &[("VIGIL_ACCESS_ADDRESS_FAILURES", "4")]);
+    let secoff = ward.sign_in("secoff").await;
+    for user in ["dr-care", "dr-other", "auditor", "pat-two"] {
+        let reply = sign_in_attempt(&ward, user, "Summer-Holiday-2026!", None).await;
+        assert_problem(&reply, 401);
+    }
+    // The fifth attempt, even with the right password, is refused without a check.
+    let reply = sign_in_attempt(&ward, "pat-one", PASSWORD, None).await;
+    assert_problem(&reply, 429);
+    assert_eq!(
+        reply.json()["type"],
+        "urn:vigil:problem:sign-in-rate-limited"
+    );
+    let raw = ward
+        .http
+        .post(ward.url("/api/v1/session"))
+        .json(&json!({"user": "pat-one", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.status(), 429);
+    let retry: u64 = raw.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=15 * 60).contains(&retry), "Retry-After {retry}");
+
+    // Another address (127.0.0.2 is loopback too) signs in; no account was locked.
+    let ca = std::fs::read(ward.data.join("pki/ca.crt.pem")).unwrap();
+    let elsewhere = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&ca).unwrap()])
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .unwrap();
+    for user in ["pat-one", "dr-care"] {
+        let reply = elsewhere
+            .post(ward.url("/api/v1/session"))
+            .json(&json!({"user": user, "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), 201, "{user}");
+    }
+
+    // The security officer learns which address, once.
+    let alert = wait_for_alert(&ward, &secoff, "auth_failure_burst", |a| {
+        a["facts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["name"] == "source" && f["value"] == "127.0.0.1")
+    })
+    .await;
+    assert_eq!(alert["severity"], "high", "{alert}");
+    let alerts = ward.get("/api/v1/alerts", &secoff).await.json();
+    let about_sources = alerts
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| {
+            a["facts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f["name"] == "source")
+        })
+        .count();
+    assert_eq!(about_sources, 1, "{alerts}");
+}

@@ -363,54 +363,59 @@ async fn sign_in_through_a_real_openid_provider() {
     assert_eq!(session["role"], "security_officer");
 
     // The audit log, read by the security officer: the sign-ins through the provider and the
-    // refusals.
-    let entries: Vec<serde_json::Value> = browser
-        .http
-        .get(format!("{hub}/api/v1/audit/entries?limit=1000"))
-        .bearer_auth(session["token"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let logins: Vec<(String, String, String)> = entries
-        .iter()
-        .map(|e| &e["entry"])
-        .filter(|e| e["action"] == "login")
-        .map(|e| {
-            (
-                e["resource"]["id"].as_str().unwrap().to_owned(),
-                e["outcome"].as_str().unwrap().to_owned(),
-                e["reason"].as_str().unwrap_or("").to_owned(),
-            )
-        })
-        .collect();
-    let has = |user: &str, outcome: &str, reason: &str| {
-        logins
-            .iter()
-            .any(|l| (l.0.as_str(), l.1.as_str(), l.2.as_str()) == (user, outcome, reason))
-    };
-    assert!(has("alice", "success", "oidc"), "{logins:?}");
-    assert!(has("sec.officer", "success", "oidc"), "{logins:?}");
-    assert!(
-        has("unknown", "denied", "oidc: no Vigil user for this identity"),
-        "{logins:?}"
-    );
-    assert!(
-        has(
+    // refusals. Sign-ins are audited by the hub's writer thread, a moment after the answer.
+    let expected = [
+        ("alice", "success", "oidc"),
+        ("sec.officer", "success", "oidc"),
+        ("unknown", "denied", "oidc: no Vigil user for this identity"),
+        (
             "sec.officer",
             "denied",
-            "oidc: privileged role without multi-factor authentication"
+            "oidc: privileged role without multi-factor authentication",
         ),
-        "{logins:?}"
-    );
-    assert!(
-        has(
+        (
             "unknown",
             "denied",
-            "oidc: unknown, expired or already used sign-in state"
+            "oidc: unknown, expired or already used sign-in state",
         ),
-        "{logins:?}"
-    );
+    ];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let entries: Vec<serde_json::Value> = browser
+            .http
+            .get(format!("{hub}/api/v1/audit/entries?limit=1000"))
+            .bearer_auth(session["token"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let logins: Vec<(String, String, String)> = entries
+            .iter()
+            .map(|e| &e["entry"])
+            .filter(|e| e["action"] == "login")
+            .map(|e| {
+                (
+                    e["resource"]["id"].as_str().unwrap().to_owned(),
+                    e["outcome"].as_str().unwrap().to_owned(),
+                    e["reason"].as_str().unwrap_or("").to_owned(),
+                )
+            })
+            .collect();
+        let has = |&(user, outcome, reason): &(&str, &str, &str)| {
+            logins
+                .iter()
+                .any(|l| (l.0.as_str(), l.1.as_str(), l.2.as_str()) == (user, outcome, reason))
+        };
+        if expected.iter().all(has) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "missing {:?} in {logins:?}",
+            expected.iter().filter(|e| !has(e)).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }

@@ -130,7 +130,8 @@ def problems(*codes):
     text = {400: "Bad request or parameter", 401: "Not signed in, or the session ended",
             403: "Not allowed for this role, care team or consent", 404: "No such resource",
             409: "Conflict with the resource's state", 413: "Body too large",
-            415: "Body is not JSON", 422: "Body does not fit the schema"}
+            415: "Body is not JSON", 422: "Body does not fit the schema",
+            429: "Too many failed sign-ins from this network address; see Retry-After"}
     return {str(c): {"description": text[c], "content": PROBLEM} for c in codes}
 
 
@@ -158,7 +159,7 @@ PATHS = {
     "/api/v1/session": {
         "post": {"operationId": "signIn", "summary": "Sign in (password, then a second-factor code where enrolled)",
                  "security": [], "requestBody": body("SignIn"),
-                 "responses": {**ok(201, ref("Session"), "Signed in"), **problems(400, 401, 403, 413, 415, 422)}},
+                 "responses": {**ok(201, ref("Session"), "Signed in"), **problems(400, 401, 403, 413, 415, 422, 429)}},
         "delete": {"operationId": "signOut", "summary": "Sign out: the session ends",
                    "security": AUTH, "responses": {"204": {"description": "Signed out"}, **problems(401)}},
     },

@@ -14,6 +14,8 @@
 //! - [`session`]: idle timeout, maximum lifetime and revocation of a session.
 //! - [`lockout`]: locking an account after repeated failures, over the failure times the
 //!   store keeps.
+//! - [`source`]: refusing a network source after repeated failures on any accounts (password
+//!   spraying), in memory and bounded.
 //! - [`scope`]: SMART on FHIR v2 scopes: parsing, checking, narrowing.
 //! - [`policy`]: the access decision for a role, an operation and the relation to a patient
 //!   (care team, consent, break-glass), and the scopes each role's token may carry.
@@ -33,6 +35,7 @@ pub mod password;
 pub mod policy;
 pub mod scope;
 pub mod session;
+pub mod source;
 pub mod token;
 pub mod totp;
 
@@ -45,5 +48,6 @@ pub use password::{
 pub use policy::{Basis, Decision, DenyReason, Operation, Relation, decide, role_scopes};
 pub use scope::{Context, Interaction, ScopeError, Scopes, SpecialScope};
 pub use session::{SessionError, SessionPolicy, SessionState};
+pub use source::{Source, SourceFailures};
 pub use token::{Claims, TokenError, TokenSigner, TokenVerifier, random_id};
 pub use totp::{TotpError, TotpSecret};

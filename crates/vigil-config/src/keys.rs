@@ -109,6 +109,16 @@ pub const KEYS: &[KeySpec] = &[
         default: "15",
     },
     KeySpec {
+        path: "access.address_failures",
+        env: "VIGIL_ACCESS_ADDRESS_FAILURES",
+        default: "30",
+    },
+    KeySpec {
+        path: "access.address_minutes",
+        env: "VIGIL_ACCESS_ADDRESS_MINUTES",
+        default: "15",
+    },
+    KeySpec {
         path: "fhir.mrn_system",
         env: "VIGIL_FHIR_MRN_SYSTEM",
         default: "\"urn:vigil:mrn\"",
@@ -188,6 +198,8 @@ pub(crate) fn build(raw: &BTreeMap<&'static str, Raw>) -> Result<Config, ConfigE
     let break_glass_minutes = integer(raw, "access.break_glass_minutes", 5..=24 * 60)?;
     let lockout_failures = integer(raw, "access.lockout_failures", 3..=20)?;
     let lockout_minutes = integer(raw, "access.lockout_minutes", 1..=24 * 60)?;
+    let address_failures = integer(raw, "access.address_failures", 0..=10_000)?;
+    let address_minutes = integer(raw, "access.address_minutes", 1..=24 * 60)?;
     let mrn_system = uri(raw, "fhir.mrn_system")?;
     let oidc = oidc(raw)?;
     Ok(Config {
@@ -214,6 +226,8 @@ pub(crate) fn build(raw: &BTreeMap<&'static str, Raw>) -> Result<Config, ConfigE
             break_glass_minutes: u32::try_from(break_glass_minutes).unwrap_or(60),
             lockout_failures: u32::try_from(lockout_failures).unwrap_or(5),
             lockout_minutes: u32::try_from(lockout_minutes).unwrap_or(15),
+            address_failures: u32::try_from(address_failures).unwrap_or(30),
+            address_minutes: u32::try_from(address_minutes).unwrap_or(15),
         },
         fhir: FhirConfig { mrn_system },
         oidc,

@@ -134,6 +134,11 @@ pub struct AccessConfig {
     pub lockout_failures: u32,
     /// The window for counting failures, and how long a lock lasts, minutes.
     pub lockout_minutes: u32,
+    /// Failed sign-ins from one network address (an IPv6 /64) within `address_minutes`, on any
+    /// accounts, after which that address is refused (password spraying); 0 refuses none.
+    pub address_failures: u32,
+    /// The window for counting an address's failures, and how long it is refused, minutes.
+    pub address_minutes: u32,
 }
 
 /// The `[fhir]` section.

@@ -16,10 +16,11 @@ mod signin;
 pub mod users;
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use vigil_auth::lockout::LockoutPolicy;
 use vigil_auth::policy::{self, Basis, Decision, Operation, Relation};
+use vigil_auth::source::SourceFailures;
 use vigil_auth::token::{TokenSigner, TokenVerifier};
 use vigil_config::AccessConfig;
 use vigil_model::{
@@ -51,6 +52,8 @@ pub struct AccessSettings {
     pub break_glass_ms: i64,
     /// When failed sign-ins lock an account.
     pub lockout: LockoutPolicy,
+    /// When failed sign-ins from one network address (on any accounts) refuse it.
+    pub addresses: LockoutPolicy,
 }
 
 impl AccessSettings {
@@ -65,6 +68,11 @@ impl AccessSettings {
                 max_failures: config.lockout_failures,
                 window_secs: i64::from(config.lockout_minutes) * 60,
                 lock_secs: i64::from(config.lockout_minutes) * 60,
+            },
+            addresses: LockoutPolicy {
+                max_failures: config.address_failures,
+                window_secs: i64::from(config.address_minutes) * 60,
+                lock_secs: i64::from(config.address_minutes) * 60,
             },
         }
     }
@@ -142,7 +150,12 @@ struct Inner {
     /// Password checks running at once. Argon2id is ~50 ms of one core by design: unbounded,
     /// a stream of sign-in attempts (valid or not) would take every core from ingest.
     password_checks: tokio::sync::Semaphore,
+    /// Failed sign-ins per network address (password spraying: `vigil_auth::source`).
+    addresses: Mutex<SourceFailures>,
 }
+
+/// Network addresses whose failed sign-ins are remembered at most (about 100 bytes each).
+pub const ADDRESSES_REMEMBERED: usize = 100_000;
 
 /// Password checks (Argon2id) the hub runs at once; the others wait their turn.
 pub const CONCURRENT_PASSWORD_CHECKS: usize = 1;
@@ -174,11 +187,15 @@ impl Access {
                 store,
                 signer,
                 verifier,
-                settings,
                 auditor,
                 detection,
                 oidc,
                 password_checks: tokio::sync::Semaphore::new(CONCURRENT_PASSWORD_CHECKS),
+                addresses: Mutex::new(SourceFailures::new(
+                    settings.addresses,
+                    ADDRESSES_REMEMBERED,
+                )),
+                settings,
             }),
         }
     }
@@ -353,6 +370,8 @@ mod tests {
                 break_glass_minutes: 60,
                 lockout_failures: 5,
                 lockout_minutes: 15,
+                address_failures: 30,
+                address_minutes: 15,
             }),
             Auditor::new(store),
             None,

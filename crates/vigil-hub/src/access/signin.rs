@@ -6,7 +6,7 @@
 
 use std::net::IpAddr;
 
-use vigil_auth::{password, policy, scope::Scopes, token::Claims, totp};
+use vigil_auth::{Source, password, policy, scope::Scopes, token::Claims, totp};
 use vigil_model::{
     Action, Actor, AlertKind, Outcome, ResourceKind, Role, Severity, Timestamp, UserId,
 };
@@ -90,6 +90,7 @@ impl Access {
         let Some(record) = record.filter(|r| r.disabled_at.is_none()) else {
             password::verify_dummy(password_text);
             refuse("unknown", "unknown or disabled user");
+            self.address_failed(address, now_secs);
             return Err(SignInError::Refused);
         };
         let id = record.id.clone();
@@ -107,6 +108,7 @@ impl Access {
         if lockout.locked_until(&failures, now_secs).is_some() {
             password::verify_dummy(password_text);
             refuse(id.as_str(), "account locked");
+            self.address_failed(address, now_secs);
             return Err(SignInError::Refused);
         }
         let password_ok = match &credentials.password {
@@ -245,6 +247,7 @@ impl Access {
             Outcome::Denied,
             Some(reason),
         ));
+        self.address_failed(address, now_secs);
         if let Some(until) = lockout.locked_until(&failures, now_secs) {
             tracing::warn!(user = %id, "account locked after repeated failed sign-ins");
             self.inner.auditor.record_later(entry(
@@ -268,6 +271,55 @@ impl Access {
             ));
         }
         Ok(())
+    }
+
+    /// Until when (Unix seconds) sign-ins from `address` are refused, if they are: too many
+    /// failed sign-ins came from it, on any accounts ([`vigil_auth::source`]).
+    pub fn address_refused_until(&self, address: IpAddr, now_secs: i64) -> Option<i64> {
+        self.addresses()
+            .refused_until(Source::of(address), now_secs)
+    }
+
+    /// Counts a failed sign-in from `address`; the failure that gets the address refused is
+    /// audited and alerts the security officer (once per refusal: the attempts refused after it
+    /// never reach an account, and are not audited one by one).
+    fn address_failed(&self, address: IpAddr, now_secs: i64) {
+        let source = Source::of(address);
+        let Some(until) = self.addresses().record(source, now_secs) else {
+            return;
+        };
+        tracing::warn!(%source, "sign-ins from one address refused after repeated failures");
+        self.inner.auditor.record_later(entry(
+            Actor::System,
+            Action::Update,
+            ResourceKind::User,
+            "unknown",
+            Outcome::Denied,
+            Some(&format!(
+                "sign-ins from {source} refused after repeated failures on any accounts"
+            )),
+        ));
+        self.raise(Access::person_alert(
+            AlertKind::AuthFailureBurst,
+            Severity::High,
+            None,
+            &[
+                ("source", source.to_string()),
+                (
+                    "failures",
+                    self.inner.settings.addresses.max_failures.to_string(),
+                ),
+                ("refused_until_unix", until.to_string()),
+            ],
+        ));
+    }
+
+    fn addresses(&self) -> std::sync::MutexGuard<'_, vigil_auth::SourceFailures> {
+        // Counters only: a panic while holding the lock leaves nothing inconsistent.
+        self.inner
+            .addresses
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Ends the session a principal signed in with.

@@ -47,6 +47,11 @@ pub(super) async fn sign_in(
     if body.user.len() > MAX_USER || body.password.len() > MAX_PASSWORD {
         return Err(refused());
     }
+    // An address refused for spraying is answered before any password is checked.
+    let now_secs = vigil_model::Timestamp::now().unix_millis().div_euclid(1000);
+    if let Some(until) = access.address_refused_until(address.ip(), now_secs) {
+        return Err(too_many_failures(until - now_secs));
+    }
     let idle = access.settings().idle_ms / 1000;
     // One password check at a time: sign-in attempts queue here instead of taking the cores
     // that ingest needs.
@@ -85,6 +90,17 @@ pub(super) fn created(signed_in: SignedIn, idle_timeout_seconds: i64) -> Respons
         axum::http::HeaderValue::from_static("no-store"),
     );
     response
+}
+
+/// 429: too many failed sign-ins came from this address, on any accounts.
+fn too_many_failures(retry_after_secs: i64) -> Problem {
+    Problem::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "sign-in-rate-limited",
+        "Too many failed sign-ins",
+        "too many failed sign-ins came from this network address; try again later",
+    )
+    .with_retry_after(u32::try_from(retry_after_secs.max(1)).unwrap_or(u32::MAX))
 }
 
 fn refused() -> Problem {
