@@ -441,14 +441,12 @@ mod tests {
         .unwrap()
     }
 
-    #[test]
-    fn scored_rounds_alter_a_device_only_after_a_true_reading() {
-        // Two of four patients have a CGM (5-minute readings); 8 rounds in 12 minutes would put
-        // a fake hypoglycaemia on each CGM every 3 minutes, each lasting 10.
-        let ward = Ward::new(
-            5,
+    /// A ward of `patients` with a monitor and an oximeter each, and a CGM every other one.
+    fn every_other_with_cgm(seed: u64, patients: usize) -> Ward {
+        Ward::new(
+            seed,
             WardConfig {
-                patients: 4,
+                patients,
                 devices: DeviceMix::PerPatient(vec![
                     vec![DeviceClass::BedsideMonitor, DeviceClass::PulseOximeter],
                     vec![
@@ -460,7 +458,14 @@ mod tests {
                 ..WardConfig::default()
             },
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    #[test]
+    fn scored_rounds_alter_a_device_only_after_a_true_reading() {
+        // Two of four patients have a CGM (5-minute readings); 8 rounds in 12 minutes would put
+        // a fake hypoglycaemia on each CGM every 3 minutes, each lasting 10.
+        let ward = every_other_with_cgm(5, 4);
         let scenario = Scenario::rounds(&ward, 720.0, 8);
         let plan = scenario.plan(&ward).unwrap();
         let altering: Vec<&PlannedAttack> = plan
@@ -610,22 +615,7 @@ mod tests {
 
     #[test]
     fn the_demo_timeline_plays_every_attack_a_ward_has_devices_for() {
-        let with_cgm = Ward::new(
-            3,
-            WardConfig {
-                patients: 3,
-                devices: DeviceMix::PerPatient(vec![
-                    vec![DeviceClass::BedsideMonitor, DeviceClass::PulseOximeter],
-                    vec![
-                        DeviceClass::BedsideMonitor,
-                        DeviceClass::PulseOximeter,
-                        DeviceClass::ContinuousGlucoseMonitor,
-                    ],
-                ]),
-                ..WardConfig::default()
-            },
-        )
-        .unwrap();
+        let with_cgm = every_other_with_cgm(3, 3);
         let scenario = Scenario::demo(&with_cgm, 120.0);
         for kind in AttackKind::ALL {
             assert!(scenario.steps.iter().any(|s| s.attack == *kind), "{kind:?}");
