@@ -202,6 +202,7 @@ mod tests {
     use super::super::testing::{fact, of_kind, pack, run};
     use super::*;
     use crate::{Event, Reading};
+    use std::collections::HashMap;
 
     const CGM: DeviceClass = DeviceClass::ContinuousGlucoseMonitor;
     const GLUCOSE: Quantity = Quantity::GlucoseInterstitial;
@@ -264,6 +265,77 @@ mod tests {
         // A rise beyond 15 a minute names the rise bound.
         let alerts = run(&[cgm(0, 50.0), cgm(300_000, 140.0)]);
         assert_eq!(fact(&alerts[0], "max_change_per_minute"), Some("15"));
+    }
+
+    /// Two simulated days of 24 type 1 diabetic inpatients on CGMs at the real 5-minute period,
+    /// with clinical events (hypoglycaemias among them), meals and insulin: every true reading
+    /// passes, and a forged low (48–52 mg/dL, the simulator's fake hypoglycaemia) put in place
+    /// of a reading every two hours is caught exactly when the fall from the reading before is
+    /// faster than the bound: how often that is, is the recall of this check at real periods.
+    #[test]
+    fn forged_lows_among_simulated_diabetics_are_caught_when_the_fall_is_not_credible() {
+        use vigil_sim::{DeviceMix, Population, Ward, WardConfig};
+        let mut ward = Ward::new(
+            2,
+            WardConfig {
+                patients: 24,
+                devices: DeviceMix::Uniform(vec![CGM]),
+                population: Population {
+                    type1_diabetes: 1.0,
+                    pacemaker: 0.0,
+                },
+                events_per_patient_day: 6.0,
+                ..WardConfig::default()
+            },
+        )
+        .unwrap();
+        let mut series: HashMap<usize, Vec<(i64, f64)>> = HashMap::new();
+        let mut due = Vec::new();
+        for _ in 0..(2 * 86_400 / 60) {
+            ward.advance(60.0);
+            due.clear();
+            ward.collect_due(&mut due);
+            for d in &due {
+                if d.reading.quantity == GLUCOSE {
+                    #[allow(clippy::cast_possible_truncation)]
+                    let ms = (d.reading.time_offset * 1000.0).round() as i64;
+                    series
+                        .entry(d.device)
+                        .or_default()
+                        .push((ms, d.reading.canonical_value()));
+                }
+            }
+        }
+        let (mut forged, mut caught, mut below_102) = (0, 0, 0);
+        for (device, readings) in &series {
+            let name = format!("cgm-{device}");
+            let event =
+                |&(ms, value): &(i64, f64)| pack(ms, &name, CGM, "p-1", &[(GLUCOSE, value)]);
+            let truth: Vec<Event> = readings.iter().map(event).collect();
+            assert!(run(&truth).is_empty(), "a true series alerted: {name}");
+            for (n, pair) in readings.windows(2).enumerate().step_by(24) {
+                let low = 48.0 + 2.0 * (n % 3) as f64;
+                let alerts = run(&[event(&pair[0]), event(&(pair[1].0, low))]);
+                forged += 1;
+                caught += usize::from(!alerts.is_empty());
+                below_102 += usize::from(pair[0].1 < 102.0);
+                let minutes = (pair[1].0 - pair[0].0) as f64 / 60_000.0;
+                let beyond = pair[0].1 - low - display_step(GLUCOSE);
+                assert_eq!(
+                    !alerts.is_empty(),
+                    beyond > 10.0 * minutes,
+                    "{pair:?} -> {low}"
+                );
+            }
+        }
+        #[allow(clippy::cast_precision_loss)]
+        let recall = caught as f64 / forged as f64;
+        eprintln!(
+            "forged lows: {forged}, caught {caught} (recall {recall:.3}); \
+             {below_102} from a true glucose under 102 mg/dL"
+        );
+        assert!(forged > 400, "{forged}");
+        assert!(recall > 0.5, "{recall}");
     }
 
     #[test]
