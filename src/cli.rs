@@ -373,6 +373,10 @@ pub(crate) struct BenchIngestArgs {
     /// uses the same certificate, with client ids bench-00000, bench-00001, …).
     #[arg(long, value_name = "HOST:PORT", requires_all = ["ca", "cert", "key"])]
     pub(crate) server: Option<String>,
+    /// Also print, for each second of the run, the messages due in it that were acknowledged,
+    /// and their p99 and maximum time to PUBACK (to see when a tail happens).
+    #[arg(long)]
+    pub(crate) timeline: bool,
     /// CA certificate (PEM) that signed the server's certificate (with --server).
     #[arg(long, value_name = "FILE")]
     pub(crate) ca: Option<PathBuf>,

@@ -45,9 +45,21 @@ fn the_ingest_bench_runs_and_reports() {
 #[test]
 fn an_open_loop_bench_sends_at_the_rate_asked() {
     // 2 devices × 5 messages/s for 1 s: about 10, never many more (the schedule holds).
-    let (report, acknowledged) = bench(&["--rate", "5"]);
+    let (report, acknowledged) = bench(&["--rate", "5", "--timeline"]);
     assert!((5..=14).contains(&acknowledged), "{report}");
     assert!(report.contains("offered 5 messages/s/device"), "{report}");
+    // The timeline: a line per second, whose counts add up to the messages acknowledged.
+    let seconds: Vec<u64> = report
+        .lines()
+        .skip_while(|l| !l.starts_with("second  acked"))
+        .skip(1)
+        .map_while(|l| {
+            let fields: Vec<&str> = l.split_whitespace().collect();
+            (fields.len() == 4).then(|| fields[1].parse::<u64>().ok())?
+        })
+        .collect();
+    assert!(!seconds.is_empty(), "{report}");
+    assert_eq!(seconds.iter().sum::<u64>(), acknowledged, "{report}");
 }
 
 #[test]

@@ -36,8 +36,8 @@ pub(crate) struct Load {
 /// What one device measured.
 #[derive(Debug, Default)]
 pub(crate) struct Measured {
-    /// Time from when each acknowledged message was due to its PUBACK.
-    pub(crate) latencies: Vec<Duration>,
+    /// For each acknowledged message, when it was due and the time from then to its PUBACK.
+    pub(crate) latencies: Vec<(Instant, Duration)>,
 }
 
 /// A connected device, ready to publish.
@@ -142,7 +142,7 @@ pub(crate) async fn publish(
                 match packet? {
                     v4::Packet::PubAck(ack) => match outstanding.pop_front() {
                         Some((pkid, scheduled)) if pkid == ack.pkid => {
-                            measured.latencies.push(scheduled.elapsed());
+                            measured.latencies.push((scheduled, scheduled.elapsed()));
                         }
                         _ => bail!("acknowledgement out of order"),
                     },

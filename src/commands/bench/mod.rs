@@ -200,7 +200,7 @@ async fn measure(
     tokio::time::sleep(Duration::from_secs(args.seconds)).await;
     let elapsed = started.elapsed().as_secs_f64();
     let _ = stop.send(true);
-    let mut latencies: Vec<Duration> = Vec::new();
+    let mut latencies: Vec<(Instant, Duration)> = Vec::new();
     for task in tasks {
         match task.await {
             Ok(Ok(mut measured)) => latencies.append(&mut measured.latencies),
@@ -215,8 +215,9 @@ async fn measure(
     let hub_cpu = hub
         .zip(cpu_before.1)
         .map(|(pid, before)| procfs::cpu_seconds(Some(pid)) - before);
+    let timeline = args.timeline.then(|| Timeline::of(started, &latencies));
     let figures = Figures {
-        latencies,
+        latencies: latencies.into_iter().map(|(_, latency)| latency).collect(),
         elapsed,
         readings: args.readings,
     };
@@ -230,6 +231,9 @@ async fn measure(
         }
     );
     figures.print();
+    if let Some(timeline) = timeline {
+        timeline.print();
+    }
     let share = |cpu: f64| 100.0 * cpu / elapsed;
     match (hub, hub_cpu) {
         (Some(pid), Some(hub_cpu)) => {
@@ -255,6 +259,46 @@ async fn measure(
         println!("devices that failed    {failures}");
     }
     Ok(())
+}
+
+/// Per second of a run (by when messages were due): how many were acknowledged, and their p99
+/// and maximum time to PUBACK.
+struct Timeline {
+    seconds: Vec<Vec<Duration>>,
+}
+
+impl Timeline {
+    fn of(started: Instant, latencies: &[(Instant, Duration)]) -> Timeline {
+        let mut seconds: Vec<Vec<Duration>> = Vec::new();
+        for &(due, latency) in latencies {
+            #[allow(clippy::cast_possible_truncation)]
+            let second = due.saturating_duration_since(started).as_secs() as usize;
+            if seconds.len() <= second {
+                seconds.resize_with(second + 1, Vec::new);
+            }
+            if let Some(bucket) = seconds.get_mut(second) {
+                bucket.push(latency);
+            }
+        }
+        Timeline { seconds }
+    }
+
+    fn print(mut self) {
+        println!("second  acked  p99 ms  max ms");
+        for (second, bucket) in self.seconds.iter_mut().enumerate() {
+            bucket.sort_unstable();
+            #[allow(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                clippy::cast_precision_loss
+            )]
+            let p99 = bucket
+                .get(((bucket.len().max(1) as f64 - 1.0) * 0.99).round() as usize)
+                .map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+            let max = bucket.last().map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+            println!("{second:>6}  {:>5}  {p99:>6.1}  {max:>6.1}", bucket.len());
+        }
+    }
 }
 
 /// Latency and throughput of a run.
