@@ -26,6 +26,25 @@ impl fmt::Display for Unit {
     }
 }
 
+/// Significant digits a converted value keeps: far more than any medical device resolves (a
+/// few digits), far fewer than the 15–17 where binary rounding noise lives.
+pub const SIGNIFICANT_DIGITS: i32 = 12;
+
+/// `value` rounded to `digits` significant decimal digits (0, infinities and NaN unchanged).
+fn round_significant(value: f64, digits: i32) -> f64 {
+    if value == 0.0 || !value.is_finite() {
+        return value;
+    }
+    #[allow(clippy::cast_possible_truncation)] // |log10| of a finite f64 is below 400
+    let magnitude = value.abs().log10().floor() as i32;
+    let scale = 10f64.powi(digits - 1 - magnitude);
+    if !scale.is_finite() || scale == 0.0 {
+        return value;
+    }
+    let rounded = (value * scale).round() / scale;
+    if rounded.is_finite() { rounded } else { value }
+}
+
 /// An affine conversion into the canonical unit: `canonical = value × scale + offset`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Conversion {
@@ -44,9 +63,15 @@ impl Conversion {
         Self { scale, offset: 0.0 }
     }
 
-    /// Value in this unit → value in the canonical unit.
+    /// Value in this unit → value in the canonical unit, rounded to
+    /// [`SIGNIFICANT_DIGITS`] significant digits when it was converted: binary arithmetic
+    /// leaves noise no device measures (98.6 °F is 36.99999999999999 °C unrounded), and a
+    /// clinician reading the served value should see 37.
     pub fn to_canonical(self, value: f64) -> f64 {
-        value.mul_add(self.scale, self.offset)
+        if self == Conversion::IDENTITY {
+            return value;
+        }
+        round_significant(value.mul_add(self.scale, self.offset), SIGNIFICANT_DIGITS)
     }
 
     /// Value in the canonical unit → value in this unit.
@@ -62,4 +87,48 @@ pub struct AcceptedUnit {
     pub unit: Unit,
     /// Its conversion to the quantity's canonical unit.
     pub conversion: Conversion,
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn converted_values_lose_binary_noise_but_no_measured_digit() {
+        let fahrenheit = Conversion {
+            scale: 5.0 / 9.0,
+            offset: -32.0 * 5.0 / 9.0,
+        };
+        assert_eq!(fahrenheit.to_canonical(98.6), 37.0);
+        assert_eq!(fahrenheit.to_canonical(32.0), 0.0);
+        assert_eq!(fahrenheit.to_canonical(100.4), 38.0);
+        let kelvin = Conversion {
+            scale: 1.0,
+            offset: -273.15,
+        };
+        assert_eq!(kelvin.to_canonical(310.15), 37.0);
+        // A value's own digits stay.
+        let mmol = Conversion::scale(18.015_588);
+        assert_eq!(mmol.to_canonical(5.5), 99.085_734);
+        assert_eq!(
+            Conversion::IDENTITY.to_canonical(36.999_999_999_999_99),
+            36.999_999_999_999_99
+        );
+        assert_eq!(
+            round_significant(123_456_789.123_456_7, 12),
+            123_456_789.123
+        );
+        assert_eq!(
+            round_significant(-0.000_123_456_789_012_34, 12),
+            -0.000_123_456_789_012
+        );
+        let huge = round_significant(f64::MAX, 12);
+        assert!(
+            huge.is_finite() && (f64::MAX - huge) / f64::MAX < 1e-11,
+            "{huge}"
+        );
+        assert_eq!(round_significant(f64::MIN_POSITIVE, 12), f64::MIN_POSITIVE);
+        assert!(round_significant(f64::NAN, 12).is_nan());
+    }
 }
