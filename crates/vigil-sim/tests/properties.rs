@@ -62,6 +62,18 @@ fn plausible(q: Q) -> (f64, f64) {
     }
 }
 
+/// How far a device's reading may stray outside [`plausible`] from a true value inside it: a
+/// cuff's bias (within ±5 mm[Hg], ISO 81060-2) and six standard deviations of its
+/// reading-to-reading error (4 mm[Hg] systolic and mean, 3 diastolic; `devices.rs`). A random
+/// seed found a systolic reading of 48 during a hypotension: the cuff, not the patient.
+fn reading_margin(q: Q) -> f64 {
+    match q {
+        Q::NibpSystolic | Q::NibpMean => 5.0 + 6.0 * 4.0,
+        Q::NibpDiastolic => 5.0 + 6.0 * 3.0,
+        _ => 0.0,
+    }
+}
+
 fn true_values(v: &Vitals) -> [(Q, f64); 8] {
     [
         (Q::HeartRate, v.heart_rate),
@@ -211,8 +223,9 @@ proptest! {
                 let value = reading.quantity.to_canonical(reading.value, reading.unit).unwrap();
                 prop_assert!(reading.quantity.check_range(value).is_ok());
                 let (lo, hi) = plausible(reading.quantity);
+                let margin = reading_margin(reading.quantity);
                 prop_assert!(
-                    (lo..=hi).contains(&value),
+                    (lo - margin..=hi + margin).contains(&value),
                     "{class} {} {value} at {now}", reading.quantity
                 );
                 if let Some((previous, at)) =
