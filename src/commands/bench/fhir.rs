@@ -50,13 +50,6 @@ const LOAD_BATCH: usize = 20_000;
 /// Most observations the bench loads (the client keeps every id to check they are unique).
 const MAX_OBSERVATIONS: u64 = 5_000_000;
 
-/// Settings of the hub under test: free loopback ports, quiet logs.
-const SETTINGS: &[(&str, &str)] = &[
-    ("VIGIL_HUB_HTTPS_LISTEN", "127.0.0.1:0"),
-    ("VIGIL_HUB_MQTT_LISTEN", "127.0.0.1:0"),
-    ("VIGIL_LOG_LEVEL", "warn"),
-];
-
 /// The data the bench reads.
 #[derive(Debug, Clone, Copy)]
 struct Plan {
@@ -103,7 +96,7 @@ impl Plan {
 pub(crate) fn run(args: &BenchFhirArgs) -> anyhow::Result<()> {
     let plan = Plan::from_args(args)?;
     let dir = tempfile::tempdir().context("cannot create a data directory")?;
-    let config = bench_config(dir.path())?;
+    let config = super::hub_process::bench_config(dir.path())?;
     let ready = provision(dir.path(), &config, &plan)?;
 
     let hub = super::hub_process::HubProcess::start(dir.path())?;
@@ -121,19 +114,6 @@ pub(crate) fn run(args: &BenchFhirArgs) -> anyhow::Result<()> {
     let inside = time_in_process(&hub, &ready.patient, &plan)?;
     inside.print(&runs, plan.overlap);
     Ok(())
-}
-
-/// The bench's configuration, written into `dir`.
-fn bench_config(dir: &Path) -> anyhow::Result<vigil_config::Config> {
-    std::fs::write(
-        dir.join(vigil_config::CONFIG_FILE),
-        vigil_config::DEFAULT_CONFIG,
-    )
-    .context("cannot write the bench configuration")?;
-    let env = SETTINGS
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
-    Ok(vigil_config::load(dir, env)?.config)
 }
 
 /// What the client needs once the data directory is ready.

@@ -27,12 +27,9 @@ const SETTINGS: &[(&str, &str)] = &[
     ("VIGIL_LOG_LEVEL", "warn"),
 ];
 
-/// Initialises `dir` and provisions `count` bedside monitors, each with its own key,
-/// certificate and patient; their identities and the CA certificate.
-pub(crate) fn provision(
-    dir: &Path,
-    count: usize,
-) -> anyhow::Result<(Vec<BenchDevice>, CertificateDer<'static>)> {
+/// The configuration of a hub under test, written into `dir` (the default file) and loaded
+/// with [`SETTINGS`], as `vigil serve` will see it.
+pub(crate) fn bench_config(dir: &Path) -> anyhow::Result<vigil_config::Config> {
     std::fs::write(
         dir.join(vigil_config::CONFIG_FILE),
         vigil_config::DEFAULT_CONFIG,
@@ -41,7 +38,16 @@ pub(crate) fn provision(
     let env = SETTINGS
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
-    let config = vigil_config::load(dir, env)?.config;
+    Ok(vigil_config::load(dir, env)?.config)
+}
+
+/// Initialises `dir` and provisions `count` bedside monitors, each with its own key,
+/// certificate and patient; their identities and the CA certificate.
+pub(crate) fn provision(
+    dir: &Path,
+    count: usize,
+) -> anyhow::Result<(Vec<BenchDevice>, CertificateDer<'static>)> {
+    let config = bench_config(dir)?;
     Hub::initialise(dir, &config)?;
     let hub = Hub::open(dir, config)?;
     let store = hub.store();
