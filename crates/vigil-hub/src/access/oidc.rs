@@ -535,16 +535,8 @@ impl Access {
         identity: &OidcIdentity,
         address: IpAddr,
     ) -> Result<SignedIn, OidcSignInError> {
-        let refuse = |resource: &str, reason: &str| {
-            self.inner.auditor.record_later(entry(
-                Actor::Unauthenticated(address.to_string()),
-                Action::Login,
-                ResourceKind::User,
-                resource,
-                Outcome::Denied,
-                Some(reason),
-            ));
-        };
+        let refuse =
+            |resource: &str, reason: &str| self.audit_refused_login(address, resource, reason);
         let record = match &identity.user {
             Some(user) => self.inner.store.user(user)?,
             None => None,

@@ -67,16 +67,8 @@ impl Access {
         let store = &self.inner.store;
         let now = Timestamp::now();
         let now_secs = now.unix_millis().div_euclid(1000);
-        let refuse = |resource: &str, reason: &str| {
-            self.inner.auditor.record_later(entry(
-                Actor::Unauthenticated(address.to_string()),
-                Action::Login,
-                ResourceKind::User,
-                resource,
-                Outcome::Denied,
-                Some(reason),
-            ));
-        };
+        let refuse =
+            |resource: &str, reason: &str| self.audit_refused_login(address, resource, reason);
         let requested = match scope {
             None => None,
             Some(text) => Some(Scopes::parse(text).map_err(|e| SignInError::Scope(e.to_string()))?),
@@ -239,14 +231,7 @@ impl Access {
             .iter()
             .map(|t| t.unix_millis().div_euclid(1000))
             .collect();
-        self.inner.auditor.record_later(entry(
-            Actor::Unauthenticated(address.to_string()),
-            Action::Login,
-            ResourceKind::User,
-            id.as_str(),
-            Outcome::Denied,
-            Some(reason),
-        ));
+        self.audit_refused_login(address, id.as_str(), reason);
         self.address_failed(address, now_secs);
         if let Some(until) = lockout.locked_until(&failures, now_secs) {
             tracing::warn!(user = %id, "account locked after repeated failed sign-ins");
@@ -271,6 +256,19 @@ impl Access {
             ));
         }
         Ok(())
+    }
+
+    /// Audits a refused sign-in from `address`: `resource` is the account, or "unknown" (a name
+    /// that is no account is never written down: it may be a password typed in the wrong field).
+    pub(super) fn audit_refused_login(&self, address: IpAddr, resource: &str, reason: &str) {
+        self.inner.auditor.record_later(entry(
+            Actor::Unauthenticated(address.to_string()),
+            Action::Login,
+            ResourceKind::User,
+            resource,
+            Outcome::Denied,
+            Some(reason),
+        ));
     }
 
     /// Until when (Unix seconds) sign-ins from `address` are refused, if they are: too many
