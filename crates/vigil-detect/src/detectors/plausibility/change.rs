@@ -109,14 +109,14 @@ impl ImpossibleChange {
             .check_change(last.value, judged, elapsed_ms)
             .is_err()
         {
-            let bound = match limits.max_fall_per_minute {
-                Some(fall) if judged < last.value => ("max_fall_per_minute", fall),
-                _ => (
-                    "max_change_per_minute",
-                    limits.change_bound(last.value, judged).unwrap_or_default(),
-                ),
+            // The bound `check_change` applied, named for the evidence.
+            let name = if judged < last.value && limits.max_fall_per_minute.is_some() {
+                "max_fall_per_minute"
+            } else {
+                "max_change_per_minute"
             };
-            alerts.push(alert(reading, last.value, elapsed_ms, bound));
+            let bound = limits.change_bound(last.value, judged).unwrap_or_default();
+            alerts.push(alert(reading, last.value, elapsed_ms, (name, bound)));
         }
         if reading.time_ms >= last.time_ms {
             last.value = reading.value;
