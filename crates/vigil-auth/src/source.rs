@@ -62,18 +62,13 @@ impl fmt::Display for Source {
     }
 }
 
-struct Entry {
-    /// Failure times (Unix seconds) that can still refuse the source: as the lockout keeps them.
-    failures: Vec<i64>,
-    /// The latest failure, for choosing whom to forget.
-    last: i64,
-}
-
 /// The failed sign-ins of every source seen recently.
 pub struct SourceFailures {
     policy: LockoutPolicy,
     capacity: usize,
-    entries: HashMap<Source, Entry>,
+    /// Per source, the failure times (Unix seconds, oldest first) that can still refuse it, as
+    /// the lockout keeps them; the last is the latest.
+    entries: HashMap<Source, Vec<i64>>,
 }
 
 impl fmt::Debug for SourceFailures {
@@ -98,8 +93,8 @@ impl SourceFailures {
 
     /// Until when (Unix seconds, exclusive) `source` is refused at `now_unix`, if it is.
     pub fn refused_until(&self, source: Source, now_unix: i64) -> Option<i64> {
-        let entry = self.entries.get(&source)?;
-        self.policy.locked_until(&entry.failures, now_unix)
+        let failures = self.entries.get(&source)?;
+        self.policy.locked_until(failures, now_unix)
     }
 
     /// Records a failed sign-in of `source` at `now_unix`. Returns until when the source is
@@ -112,13 +107,9 @@ impl SourceFailures {
         if !self.entries.contains_key(&source) && self.entries.len() >= self.capacity {
             self.forget_one(now_unix);
         }
-        let entry = self.entries.entry(source).or_insert(Entry {
-            failures: Vec::new(),
-            last: now_unix,
-        });
-        entry.failures = self.policy.record_failure(&entry.failures, now_unix);
-        entry.last = now_unix;
-        let after = self.policy.locked_until(&entry.failures, now_unix);
+        let failures = self.entries.entry(source).or_default();
+        *failures = self.policy.record_failure(failures, now_unix);
+        let after = self.policy.locked_until(failures, now_unix);
         after.filter(|_| before.is_none())
     }
 
@@ -139,10 +130,8 @@ impl SourceFailures {
         let oldest = |refused_too: bool| {
             self.entries
                 .iter()
-                .filter(|(_, e)| {
-                    refused_too || policy.locked_until(&e.failures, now_unix).is_none()
-                })
-                .min_by_key(|(_, e)| e.last)
+                .filter(|(_, f)| refused_too || policy.locked_until(f, now_unix).is_none())
+                .min_by_key(|(_, f)| f.last().copied().unwrap_or(i64::MIN))
                 .map(|(source, _)| *source)
         };
         if let Some(source) = oldest(false).or_else(|| oldest(true)) {
