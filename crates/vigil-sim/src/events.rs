@@ -4,7 +4,8 @@
 //! It fades in and out smoothly (a raised cosine over the kind's onset time, at most a third of the
 //! event) and is over at its end: the physiology it touched is back to what it would have been
 //! without it, except where a body compartment lags (interstitial glucose follows blood glucose
-//! by minutes).
+//! by minutes) or cannot change faster (blood glucose climbs back from a hypoglycaemia at most
+//! 5 mg/dL a minute).
 //!
 //! Each event that starts leaves a [`GroundTruth`] record labelled `clinical_event`. Detection is
 //! scored against these records, and an alert on one of them is a true clinical alert, never an

@@ -79,7 +79,10 @@ const ISF_LAG_BOUNDS_S: (f64, f64) = (300.0, 600.0);
 
 /// Fastest fall (and rise) of blood glucose a hypoglycaemia event makes, mg/dL per second: 5
 /// mg/dL/min, above the 3 mg/dL/min that CGMs call a rapid fall, as with an insulin overdose; the
-/// raised cosine's steepest slope is π/2 times its mean.
+/// raised cosine's steepest slope is π/2 times its mean. Recovery rises no faster: the usual
+/// treatment is 15–20 g of glucose with a recheck after 15 minutes (American Diabetes
+/// Association, Standards of Care in Diabetes, section 6), and by the clinical rule of thumb of
+/// 3–4 mg/dL per gram in an adult, 15 g raises glucose 3–4 mg/dL a minute.
 const HYPO_MAX_RATE: f64 = 5.0 / 60.0;
 
 /// Fits an event that is beginning to the body: a hypoglycaemia from a high glucose takes as long
@@ -159,6 +162,9 @@ pub struct Physiology {
     /// Interstitial glucose, mg/dL, and its lag, s.
     interstitial: f64,
     interstitial_lag_s: f64,
+    /// Whether blood glucose is still on its way back from a hypoglycaemia (see
+    /// [`Physiology::paced_glucose`]).
+    recovering: bool,
     events: ClinicalEventSchedule,
     started: Vec<ClinicalEvent>,
     pacing_lower_rate: Option<f64>,
@@ -194,6 +200,7 @@ impl Physiology {
             glucose,
             interstitial,
             interstitial_lag_s,
+            recovering: false,
             events: ClinicalEventSchedule::none(),
             started: Vec::new(),
             pacing_lower_rate,
@@ -241,7 +248,8 @@ impl Physiology {
             .advance(self.time, &mut self.started, &mut |event| {
                 shape_event(event, glucose);
             });
-        let vitals = self.compose();
+        let mut vitals = self.compose();
+        vitals.glucose_mg_dl = self.paced_glucose(vitals.glucose_mg_dl, dt);
         // Exact first-order response to the blood glucose over the step.
         let k = 1.0 - (-dt / self.interstitial_lag_s).exp();
         self.interstitial += k * (vitals.glucose_mg_dl - self.interstitial);
@@ -249,6 +257,28 @@ impl Physiology {
             interstitial_glucose_mg_dl: self.interstitial,
             ..vitals
         };
+    }
+
+    /// Blood glucose `composed` for now, held to a body's pace on the way back from a
+    /// hypoglycaemia: it rises at most [`HYPO_MAX_RATE`] until it meets the glucose it would have
+    /// had without the event. The event's resolution is timed from the glucose when it began, and
+    /// meanwhile a meal can have taken that glucose far higher (a type 1 patient past 200 mg/dL):
+    /// blending back to it in the same time would rise at 16 mg/dL a minute, faster than
+    /// carbohydrate and counter-regulation raise glucose. So recovery can outlast the event, as
+    /// interstitial glucose lags it.
+    fn paced_glucose(&mut self, composed: f64, dt: f64) -> f64 {
+        let in_hypo = self.events.active().iter().any(|event| {
+            event.kind() == ClinicalEventKind::Hypoglycaemia && event.envelope(self.time) > 0.0
+        });
+        self.recovering |= in_hypo;
+        if !self.recovering {
+            return composed;
+        }
+        let paced = composed.min(self.vitals.glucose_mg_dl + HYPO_MAX_RATE * dt);
+        if !in_hypo && paced >= composed {
+            self.recovering = false;
+        }
+        paced
     }
 
     /// The true vital signs now.
@@ -614,6 +644,36 @@ mod tests {
         for h in &bolus_hours {
             let near_meal = [7.5, 12.0, 17.5, 20.5].iter().any(|m| (h - m).abs() < 0.5);
             assert!(near_meal, "bolus at {h} h");
+        }
+    }
+
+    #[test]
+    fn glucose_climbs_back_from_a_hypoglycaemia_at_a_body_s_pace_even_over_a_meal() {
+        for seed in 0..5 {
+            let hypo =
+                ClinicalEvent::new(ClinicalEventKind::Hypoglycaemia, 600.0, 2400.0, 45.0).unwrap();
+            let mut p =
+                patient(seed, TYPE1, false).with_events(ClinicalEventSchedule::scripted([hypo]));
+            let dt = 10.0;
+            let mut previous = p.vitals().glucose_mg_dl;
+            let mut fastest_rise = 0.0f64;
+            while p.time() < hypo.end() + 3.0 * 3600.0 {
+                if p.time() == 1200.0 {
+                    // A large meal with no bolus: without the event glucose would pass 250.
+                    p.eat(120.0);
+                }
+                p.step(dt);
+                let g = p.vitals().glucose_mg_dl;
+                fastest_rise = fastest_rise.max((g - previous) / dt * 60.0);
+                previous = g;
+            }
+            assert!(
+                fastest_rise <= 5.0 + 1e-9,
+                "seed {seed}: {fastest_rise} mg/dL/min"
+            );
+            // Recovered: back to the glucose the patient would have had without the event.
+            assert!(!p.recovering, "seed {seed}");
+            assert_eq!(p.vitals().glucose_mg_dl, p.glucose.glucose(), "seed {seed}");
         }
     }
 
