@@ -120,7 +120,7 @@ pub(crate) enum DeviceCommand {
     Add {
         #[command(flatten)]
         data: DataDirArg,
-        /// The device's id (letters, digits, - _ .; at most 64).
+        /// The device's id (letters, digits, - .; at most 64).
         #[arg(long)]
         id: String,
         /// The device's class (see `vigil codes --devices`).

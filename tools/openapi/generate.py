@@ -14,8 +14,10 @@ OUT = pathlib.Path(__file__).resolve().parents[2] / "crates/vigil-hub/src/https/
 
 ROLE = {"type": "string", "enum": ["admin", "security_officer", "clinical_engineer", "clinician", "patient", "auditor"]}
 TIME = {"type": "string", "format": "date-time"}
-# vigil_model's identifiers: 1 to 64 of letters, digits, '.', '-', '_', starting with a letter or digit.
-ID = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"}
+# vigil_model's identifiers: 1 to 64 of letters, digits, '.', '-', starting with a letter or digit;
+# a user name may also hold '_' (device and patient ids are FHIR ids, which may not).
+ID = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9.-]{0,63}$"}
+USER = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"}
 # Leaf indexes and positions: the hub reads u64; clients are promised what fits an int64.
 INDEX = {"type": "integer", "format": "int64", "minimum": 0, "maximum": 2**63 - 1}
 
@@ -64,9 +66,9 @@ SCHEMAS = {
         "user": {"type": "string"}, "role": ROLE, "created_at": TIME, "disabled_at": nullable(TIME)}),
     # A patient account names its patient; no other account may (the hub answers 400).
     "NewUser": {"oneOf": [
-        obj(["user", "role", "patient"], {"user": ID, "role": {"type": "string", "enum": ["patient"]}, "patient": ID}),
+        obj(["user", "role", "patient"], {"user": USER, "role": {"type": "string", "enum": ["patient"]}, "patient": ID}),
         obj(["user", "role"], {
-            "user": ID,
+            "user": USER,
             "role": {"type": "string", "enum": [r for r in ROLE["enum"] if r != "patient"]},
             "patient": {"type": "string", "nullable": True, "enum": [None]}}),
     ]},

@@ -128,27 +128,4 @@ mod tests {
         assert_eq!(got["status"], "inactive");
         assert!(got.get("patient").is_none());
     }
-
-    #[test]
-    fn refuses_ids_fhir_cannot_carry() {
-        let id = DeviceId::new("cgm_1").unwrap();
-        let facts = DeviceFacts {
-            id: &id,
-            class: DeviceClass::ContinuousGlucoseMonitor,
-            status: DeviceStatus::Unknown,
-            patient: None,
-        };
-        assert_eq!(device(&facts), Err(FhirError::Unrepresentable("device id")));
-        let ok = DeviceId::new("cgm-1").unwrap();
-        let patient = PatientId::new("p_1").unwrap();
-        let facts = DeviceFacts {
-            id: &ok,
-            patient: Some(&patient),
-            ..facts
-        };
-        assert_eq!(
-            device(&facts),
-            Err(FhirError::Unrepresentable("patient id"))
-        );
-    }
 }

@@ -87,9 +87,10 @@ impl ResourceType {
 /// Whether `text` is a FHIR `id`: 1 to 64 characters from `A-Z a-z 0-9 - .` (FHIR R4 datatypes,
 /// `id`: regex `[A-Za-z0-9\-\.]{1,64}`).
 ///
-/// Vigil's own identifiers also allow `_`; such an id cannot name a FHIR resource, and the
-/// builders refuse it with [`FhirError::Unrepresentable`] rather than rewrite it (a rewritten
-/// id could name another patient's record).
+/// Vigil's device and patient ids are FHIR ids by construction (`vigil_model::id`); the
+/// builders still check every id they write and refuse one that is not with
+/// [`FhirError::Unrepresentable`] rather than rewrite it (a rewritten id could name another
+/// patient's record), so that a looser id syntax could never reach the wire.
 pub fn is_fhir_id(text: &str) -> bool {
     (1..=64).contains(&text.len())
         && text
@@ -123,6 +124,18 @@ mod tests {
             fhir_id("cgm_1", "device id"),
             Err(FhirError::Unrepresentable("device id"))
         );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn every_device_and_patient_id_is_a_fhir_id(text in "[ -~]{1,70}") {
+            let device = vigil_model::DeviceId::new(text.as_str());
+            let patient = vigil_model::PatientId::new(text.as_str());
+            proptest::prop_assert_eq!(device.is_ok(), patient.is_ok());
+            if device.is_ok() {
+                proptest::prop_assert!(is_fhir_id(&text));
+            }
+        }
     }
 
     #[test]

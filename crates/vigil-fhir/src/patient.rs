@@ -120,20 +120,4 @@ mod tests {
         .unwrap();
         assert_eq!(got, json!({"resourceType": "Patient", "id": "p-17"}));
     }
-
-    #[test]
-    fn refuses_an_id_fhir_cannot_carry() {
-        let id = PatientId::new("p_17").unwrap();
-        let facts = PatientFacts {
-            id: &id,
-            mrn_system: "urn:oid:1.2.3.4",
-            mrn: None,
-            name: None,
-            birth_date: None,
-        };
-        assert_eq!(
-            patient(&facts),
-            Err(FhirError::Unrepresentable("patient id"))
-        );
-    }
 }

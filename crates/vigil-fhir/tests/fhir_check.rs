@@ -108,7 +108,6 @@ fn resources() -> Vec<(String, Vec<u8>)> {
     let actors = [
         Actor::User(UserId::new("dr.house").unwrap()),
         Actor::Device(DeviceId::new("pump-1").unwrap()),
-        Actor::Device(DeviceId::new("pump_2").unwrap()),
         Actor::System,
         Actor::Unauthenticated("2001:db8::1".into()),
         Actor::Unauthenticated("claims device pump-9".into()),

@@ -2,9 +2,13 @@
 //!
 //! All three share one syntax so that an identifier can travel safely in an MQTT topic
 //! (`vigil/v1/d/{id}/obs`), a certificate SAN (`urn:vigil:device:{id}`), a URL path and a log
-//! line without escaping: 1 to 64 ASCII characters from `A-Z a-z 0-9 - _ .`, starting with a
+//! line without escaping: 1 to 64 ASCII characters from `A-Z a-z 0-9 - .`, starting with a
 //! letter or digit. `/`, `+` and `#` (MQTT topic syntax), `:` (URN separator), whitespace and
 //! anything outside ASCII are refused.
+//!
+//! Device and patient ids are also the ids of their FHIR resources (`Device/{id}`,
+//! `Patient/{id}`), so they keep to FHIR R4's id syntax (`[A-Za-z0-9\-\.]{1,64}`, FHIR R4
+//! §2.24.0.1 "id"): no `_`. A user name may also hold `_` (`dr_smith`); it is never a FHIR id.
 //!
 //! A [`PatientId`] is Vigil's own pseudonymous identifier, not the medical record number: the
 //! MRN, name and birth date are PHI and live in [`crate::phi`] types. That is why a patient id
@@ -41,10 +45,11 @@ pub enum IdError {
         /// Length of the rejected text in bytes.
         len: usize,
     },
-    /// A character outside `A-Z a-z 0-9 - _ .`.
+    /// A character outside the kind's set ([`IdKind::allowed`]).
     #[error(
         "{kind} id has a character that is not allowed at position {position} \
-         (allowed: A-Z a-z 0-9 - _ .)"
+         (allowed: {})",
+        kind.allowed()
     )]
     InvalidCharacter {
         /// Which identifier was being parsed.
@@ -52,7 +57,7 @@ pub enum IdError {
         /// Zero-based character position of the first offending character.
         position: usize,
     },
-    /// The first character is `-`, `_` or `.`.
+    /// The first character is not a letter or a digit.
     #[error("{kind} id must start with a letter or a digit")]
     InvalidStart {
         /// Which identifier was being parsed.
@@ -69,6 +74,20 @@ pub enum IdKind {
     Patient,
     /// A [`UserId`].
     User,
+}
+
+impl IdKind {
+    /// The characters an id of this kind may hold, as error messages name them.
+    pub fn allowed(self) -> &'static str {
+        match self {
+            IdKind::Device | IdKind::Patient => "A-Z a-z 0-9 - .",
+            IdKind::User => "A-Z a-z 0-9 - _ .",
+        }
+    }
+
+    fn allows(self, c: char) -> bool {
+        c.is_ascii_alphanumeric() || c == '-' || c == '.' || (c == '_' && self == IdKind::User)
+    }
 }
 
 impl fmt::Display for IdKind {
@@ -91,10 +110,7 @@ fn validate(kind: IdKind, text: &str) -> Result<(), IdError> {
             len: text.len(),
         });
     }
-    if let Some(position) = text
-        .chars()
-        .position(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
-    {
+    if let Some(position) = text.chars().position(|c| !kind.allows(c)) {
         return Err(IdError::InvalidCharacter { kind, position });
     }
     if !text.starts_with(|c: char| c.is_ascii_alphanumeric()) {
@@ -198,11 +214,28 @@ mod tests {
             "ICU.bed7",
             "a",
             "0",
-            "cgm_9f3e",
+            "cgm-9f3e",
             &"x".repeat(MAX_ID_LEN),
         ] {
             assert_eq!(DeviceId::new(ok).unwrap().as_str(), ok);
         }
+        assert_eq!(UserId::new("dr_smith").unwrap().as_str(), "dr_smith");
+    }
+
+    #[test]
+    fn device_and_patient_ids_are_fhir_ids_so_refuse_an_underscore() {
+        assert_eq!(
+            DeviceId::new("cgm_9f3e"),
+            Err(IdError::InvalidCharacter {
+                kind: IdKind::Device,
+                position: 3
+            })
+        );
+        let refused = PatientId::new("p_1").unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "patient id has a character that is not allowed at position 1 (allowed: A-Z a-z 0-9 - .)"
+        );
     }
 
     #[test]
@@ -238,7 +271,7 @@ mod tests {
                 "{bad:?}"
             );
         }
-        for bad in ["-a", "_a", ".a"] {
+        for bad in ["-a", ".a"] {
             assert_eq!(
                 DeviceId::new(bad),
                 Err(IdError::InvalidStart {
@@ -246,6 +279,10 @@ mod tests {
                 })
             );
         }
+        assert_eq!(
+            UserId::new("_a"),
+            Err(IdError::InvalidStart { kind: IdKind::User })
+        );
     }
 
     #[test]
@@ -255,7 +292,7 @@ mod tests {
         assert!(!message.contains("Jane"), "{message}");
         assert_eq!(
             message,
-            "patient id has a character that is not allowed at position 4 (allowed: A-Z a-z 0-9 - _ .)"
+            "patient id has a character that is not allowed at position 4 (allowed: A-Z a-z 0-9 - .)"
         );
     }
 
@@ -268,17 +305,23 @@ mod tests {
 
     proptest! {
         #[test]
-        fn valid_ids_round_trip(text in "[A-Za-z0-9][A-Za-z0-9._-]{0,63}") {
+        fn valid_ids_round_trip(text in "[A-Za-z0-9][A-Za-z0-9.-]{0,63}") {
             let id = DeviceId::new(text.clone()).unwrap();
             prop_assert_eq!(id.to_string(), text.clone());
             prop_assert_eq!(text.parse::<DeviceId>().unwrap(), id);
         }
 
         #[test]
+        fn valid_user_names_round_trip(text in "[A-Za-z0-9][A-Za-z0-9._-]{0,63}") {
+            let id = UserId::new(text.clone()).unwrap();
+            prop_assert_eq!(text.parse::<UserId>().unwrap(), id);
+        }
+
+        #[test]
         fn anything_else_is_refused_without_panic(text in ".*") {
             let valid = !text.is_empty()
                 && text.len() <= MAX_ID_LEN
-                && text.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                && text.chars().all(|c| c.is_ascii_alphanumeric() || "-.".contains(c))
                 && text.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
             prop_assert_eq!(DeviceId::new(text).is_ok(), valid);
         }
