@@ -4,8 +4,8 @@
 //! [`OidcClient::discover`] reads the provider's discovery document at start (its `issuer`
 //! must be the configured one, OpenID Connect Discovery 1.0 §4.3) and its keys.
 //! [`OidcClient::begin`] makes the authorization request and remembers its state, nonce and
-//! PKCE verifier — in memory, at most [`MAX_PENDING`] of them, for [`LOGIN_TTL`], each usable
-//! once. [`OidcClient::finish`] takes the browser back: the state must be one it made; the code
+//! PKCE verifier — in memory, at most [`MAX_PENDING`] of them and [`MAX_PENDING_PER_SOURCE`]
+//! from one network address, for [`LOGIN_TTL`], each usable once. [`OidcClient::finish`] takes the browser back: the state must be one it made; the code
 //! is exchanged at the token endpoint with the client's secret and the verifier; the ID token
 //! is verified by `vigil_auth::oidc` with the nonce; keys are fetched again when a token names
 //! one the hub does not know, at most once a minute. [`Access::sign_in_oidc`] then maps the
@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use vigil_auth::oidc::{Expected, Jwks, OidcError, PkceVerifier, verify_id_token};
+use vigil_auth::source::Source;
 use vigil_config::{OidcConfig, UsernameClaim};
 use vigil_model::{Action, Actor, Outcome, ResourceKind, Timestamp, UserId};
 use vigil_store::StoreError;
@@ -35,6 +36,11 @@ use crate::audit::entry;
 pub const LOGIN_TTL: Duration = Duration::from_secs(10 * 60);
 /// The most sign-ins waiting for the provider at once; the oldest is forgotten first.
 pub const MAX_PENDING: usize = 10_000;
+/// The most sign-ins one network address (an IPv4 address, an IPv6 /64) may have waiting; its
+/// oldest is forgotten first. `/login` needs no credential, so without this bound one client
+/// could push everyone else's sign-ins out of the [`MAX_PENDING`] in a few seconds. Generous
+/// for a hospital's NAT address: a sign-in waits only while its user is at the provider.
+pub const MAX_PENDING_PER_SOURCE: usize = 64;
 /// Keys are fetched again for an unknown key id at most this often.
 pub const JWKS_REFRESH_EVERY: Duration = Duration::from_secs(60);
 /// The scopes asked of the provider.
@@ -140,40 +146,72 @@ struct Pending {
     nonce: String,
     verifier: PkceVerifier,
     begun: Instant,
+    /// Where the browser that began it came from.
+    source: Source,
 }
 
-/// The sign-ins waiting for the provider: bounded, oldest first, each taken once.
+/// The sign-ins waiting for the provider: bounded in all and per source, oldest first, each
+/// taken once.
 #[derive(Default)]
 struct PendingLogins {
     by_state: HashMap<String, Pending>,
     /// States in the order they were made (so, by age); may name states already taken.
     order: VecDeque<String>,
+    /// Each source's waiting states, oldest first: only sources with one, none taken.
+    by_source: HashMap<Source, VecDeque<String>>,
 }
 
 impl PendingLogins {
     fn insert(&mut self, state: String, pending: Pending, now: Instant) {
-        // `order` holds every state in `by_state`, so bounding it bounds both.
+        // The oldest go first: expired ones, names of states already taken, and at the bound
+        // the oldest waiting.
         while let Some(oldest) = self.order.front() {
-            let expired = self
+            let waiting = self
                 .by_state
                 .get(oldest)
-                .is_none_or(|p| now.duration_since(p.begun) >= LOGIN_TTL);
-            if !expired && self.order.len() < MAX_PENDING {
+                .is_some_and(|p| now.duration_since(p.begun) < LOGIN_TTL);
+            if waiting && self.by_state.len() < MAX_PENDING {
                 break;
             }
             if let Some(oldest) = self.order.pop_front() {
-                self.by_state.remove(&oldest);
+                self.forget(&oldest);
             }
         }
+        // States taken out of the middle leave their names behind in `order`; dropping those
+        // whenever they could outnumber the waiting keeps it within twice the bound, in
+        // amortised constant time.
+        if self.order.len() >= 2 * MAX_PENDING {
+            let by_state = &self.by_state;
+            self.order.retain(|s| by_state.contains_key(s));
+        }
+        let own = self.by_source.entry(pending.source).or_default();
+        if own.len() >= MAX_PENDING_PER_SOURCE
+            && let Some(oldest) = own.pop_front()
+        {
+            // Its entry in `order` goes stale, as a taken state's does.
+            self.by_state.remove(&oldest);
+        }
+        own.push_back(state.clone());
         self.order.push_back(state.clone());
         self.by_state.insert(state, pending);
     }
 
     /// The sign-in of `state`, forgotten as it is taken; `None` if unknown, used or expired.
     fn take(&mut self, state: &str, now: Instant) -> Option<Pending> {
-        self.by_state
-            .remove(state)
+        self.forget(state)
             .filter(|p| now.duration_since(p.begun) < LOGIN_TTL)
+    }
+
+    /// Removes `state` from the map and from its source's list (the order keeps it, stale).
+    fn forget(&mut self, state: &str) -> Option<Pending> {
+        let pending = self.by_state.remove(state)?;
+        if let Some(own) = self.by_source.get_mut(&pending.source) {
+            own.retain(|s| s != state);
+            if own.is_empty() {
+                self.by_source.remove(&pending.source);
+            }
+        }
+        Some(pending)
     }
 
     fn len(&self) -> usize {
@@ -344,8 +382,9 @@ impl OidcClient {
 
     /// Begins a sign-in: the URL of the authorization request to send the browser to, and its
     /// `state` (which the caller binds to the browser, so that only the browser that began a
-    /// sign-in can finish it).
-    pub fn begin(&self) -> Result<(String, String), OidcFlowError> {
+    /// sign-in can finish it). `address` is the browser's: each address has at most
+    /// [`MAX_PENDING_PER_SOURCE`] sign-ins waiting.
+    pub fn begin(&self, address: IpAddr) -> Result<(String, String), OidcFlowError> {
         let state = random_id().map_err(|_| OidcFlowError::Random)?;
         let nonce = random_id().map_err(|_| OidcFlowError::Random)?;
         let verifier = PkceVerifier::generate().map_err(|_| OidcFlowError::Random)?;
@@ -365,6 +404,7 @@ impl OidcClient {
             nonce,
             verifier,
             begun: now,
+            source: Source::of(address),
         };
         inner
             .pending
@@ -805,11 +845,18 @@ mod tests {
     use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
     use serde_json::json;
 
+    const LOOPBACK: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
     fn pending(begun: Instant) -> Pending {
+        from(LOOPBACK, begun)
+    }
+
+    fn from(address: IpAddr, begun: Instant) -> Pending {
         Pending {
             nonce: "n".into(),
             verifier: PkceVerifier::generate().unwrap(),
             begun,
+            source: Source::of(address),
         }
     }
 
@@ -832,22 +879,73 @@ mod tests {
     }
 
     #[test]
+    fn one_address_flooding_sign_ins_pushes_out_only_its_own() {
+        let now = Instant::now();
+        let mut logins = PendingLogins::default();
+        let nurse: IpAddr = "10.1.2.3".parse().unwrap();
+        logins.insert("nurse".into(), from(nurse, now), now);
+        let flooder: IpAddr = "2001:db8:0:1::7".parse().unwrap();
+        for i in 0..MAX_PENDING + 100 {
+            // Rotating through the addresses of one /64 gains nothing.
+            let address = IpAddr::V6(std::net::Ipv6Addr::from(
+                u128::from_be_bytes(match flooder {
+                    IpAddr::V6(v6) => v6.octets(),
+                    IpAddr::V4(_) => unreachable!(),
+                }) + i as u128,
+            ));
+            logins.insert(format!("flood-{i}"), from(address, now), now);
+        }
+        assert_eq!(logins.len(), 1 + MAX_PENDING_PER_SOURCE);
+        assert_eq!(logins.by_source.len(), 2);
+        assert!(
+            logins.take("nurse", now).is_some(),
+            "another address's sign-in is kept"
+        );
+        let last = MAX_PENDING + 99;
+        assert!(logins.take(&format!("flood-{last}"), now).is_some());
+        assert!(
+            logins.take("flood-0", now).is_none(),
+            "the flooder's oldest went first"
+        );
+        // Taken and forgotten sign-ins leave nothing behind per source.
+        for i in 0..=last {
+            logins.take(&format!("flood-{i}"), now);
+        }
+        assert!(logins.by_source.is_empty());
+        assert_eq!(logins.len(), 0);
+    }
+
+    #[test]
     fn pending_sign_ins_are_bounded_oldest_first() {
         let now = Instant::now();
         let mut logins = PendingLogins::default();
         for i in 0..MAX_PENDING + 5 {
-            logins.insert(i.to_string(), pending(now), now);
+            // Many addresses, each under its own bound.
+            let address = IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i as u32));
+            logins.insert(i.to_string(), from(address, now), now);
         }
         assert_eq!(logins.len(), MAX_PENDING);
-        assert_eq!(logins.order.len(), MAX_PENDING);
         assert!(logins.take("4", now).is_none(), "the oldest were evicted");
         assert!(logins.take("5", now).is_some());
         // States taken leave stale entries in the order; they count towards the bound too.
         for i in 6..MAX_PENDING + 5 {
             logins.take(&i.to_string(), now);
         }
+        for i in 0..2 * MAX_PENDING {
+            let name = format!("again-{i}");
+            logins.insert(name.clone(), pending(now), now);
+            logins.take(&name, now);
+        }
+        assert!(
+            logins.order.len() < 2 * MAX_PENDING,
+            "taken names are dropped"
+        );
         logins.insert("new".into(), pending(now), now);
-        assert!(logins.order.len() <= MAX_PENDING);
+        assert_eq!(
+            logins.by_source.len(),
+            logins.len(),
+            "one waiting per address"
+        );
     }
 
     #[test]
@@ -1052,7 +1150,7 @@ mod tests {
 
     /// Begins a sign-in; the state, nonce and challenge of its authorization request.
     fn begin(client: &OidcClient) -> (String, String, String) {
-        let url = reqwest::Url::parse(&client.begin().unwrap().0).unwrap();
+        let url = reqwest::Url::parse(&client.begin(LOOPBACK).unwrap().0).unwrap();
         let query: HashMap<String, String> = url.query_pairs().into_owned().collect();
         assert_eq!(query["tenant"], "staff", "the endpoint's own query is kept");
         assert_eq!(query["client_id"], "vigil-hub");

@@ -47,9 +47,12 @@ fn client(access: &Access) -> Result<OidcClient, Problem> {
 const BINDING_COOKIE: &str = "__Host-vigil-oidc";
 
 /// 302 to the provider's authorization endpoint, with the binding cookie.
-pub(super) async fn login(State(access): State<Access>) -> Result<Response, Problem> {
+pub(super) async fn login(
+    State(access): State<Access>,
+    Extension(address): Extension<SocketAddr>,
+) -> Result<Response, Problem> {
     let (url, state) = client(&access)?
-        .begin()
+        .begin(address.ip())
         .map_err(|error| Problem::internal(&error))?;
     let location = HeaderValue::try_from(url).map_err(|error| Problem::internal(&error))?;
     let cookie = HeaderValue::try_from(format!(
