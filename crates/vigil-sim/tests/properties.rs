@@ -515,14 +515,21 @@ proptest! {
                         _ => unreachable!(),
                     }
                 } else if t >= end {
-                    // Over: the body is where it would have been, but for the interstitial glucose,
-                    // which lags the blood by minutes.
+                    // Over: the body is where it would have been, but for glucose: the blood's
+                    // climbs back from a hypoglycaemia at most 5 mg/dL a minute (never past
+                    // where it would have been, and there within the hour), and the interstitial
+                    // lags the blood by minutes.
                     let lagging = Vitals {
+                        glucose_mg_dl: v0.glucose_mg_dl,
                         interstitial_glucose_mg_dl: v0.interstitial_glucose_mg_dl,
                         ..*v
                     };
                     prop_assert_eq!(&lagging, v0, "not back after the event at {}", t);
+                    prop_assert!(v.glucose_mg_dl <= v0.glucose_mg_dl);
                     if t >= end + 3600.0 {
+                        prop_assert_eq!(v.glucose_mg_dl, v0.glucose_mg_dl, "at {}", t);
+                    }
+                    if t >= end + 7200.0 {
                         prop_assert!(
                             (v.interstitial_glucose_mg_dl - v0.interstitial_glucose_mg_dl).abs()
                                 < 1.0
