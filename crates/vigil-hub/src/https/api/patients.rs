@@ -181,31 +181,7 @@ pub(super) async fn add_to_care_team(
     principal: Principal,
     Path((patient, user)): Path<(String, String)>,
 ) -> Result<StatusCode, Problem> {
-    let patient = patient_id(&patient)?;
-    let user = user_id(&user)?;
-    blocking(move || {
-        check(&access, &principal, Operation::ManageCareTeams, &patient)?;
-        require_clinician(&access, &user)?;
-        let added = access
-            .store()
-            .add_to_care_team(&user, &patient, Timestamp::now())
-            .map_err(store_problem)?;
-        if added {
-            audit(
-                &access,
-                &principal,
-                Action::Update,
-                &patient,
-                &format!("care team: added {}", user.as_str()),
-            );
-        }
-        Ok(if added {
-            StatusCode::CREATED
-        } else {
-            StatusCode::NO_CONTENT
-        })
-    })
-    .await
+    link(access, principal, &patient, &user, Link::CareTeam).await
 }
 
 /// `DELETE /api/v1/patients/{patient}/care-team/{user}`.
@@ -214,24 +190,118 @@ pub(super) async fn remove_from_care_team(
     principal: Principal,
     Path((patient, user)): Path<(String, String)>,
 ) -> Result<StatusCode, Problem> {
-    let patient = patient_id(&patient)?;
-    let user = user_id(&user)?;
-    blocking(move || {
-        check(&access, &principal, Operation::ManageCareTeams, &patient)?;
-        if !access
-            .store()
-            .remove_from_care_team(&user, &patient, Timestamp::now())
-            .map_err(store_problem)?
-        {
-            return Err(not_found("care team member"));
+    unlink(access, principal, &patient, &user, Link::CareTeam).await
+}
+
+/// The two ways a clinician is given a patient's record: a place on the care team (managed by
+/// staff) and the patient's own consent. Their endpoints differ only in what this says.
+#[derive(Debug, Clone, Copy)]
+enum Link {
+    CareTeam,
+    Consent,
+}
+
+impl Link {
+    fn operation(self) -> Operation {
+        match self {
+            Link::CareTeam => Operation::ManageCareTeams,
+            Link::Consent => Operation::ManageConsent,
         }
-        audit(
-            &access,
-            &principal,
-            Action::Update,
-            &patient,
-            &format!("care team: removed {}", user.as_str()),
-        );
+    }
+
+    fn action(self) -> Action {
+        match self {
+            Link::CareTeam => Action::Update,
+            Link::Consent => Action::Consent,
+        }
+    }
+
+    /// What the audit entry says was done for `user`.
+    fn made(self, user: &UserId) -> String {
+        match self {
+            Link::CareTeam => format!("care team: added {user}"),
+            Link::Consent => format!("shared with {user}"),
+        }
+    }
+
+    fn ended(self, user: &UserId) -> String {
+        match self {
+            Link::CareTeam => format!("care team: removed {user}"),
+            Link::Consent => format!("stopped sharing with {user}"),
+        }
+    }
+
+    /// What a 404 names when there is no such link to end.
+    fn missing(self) -> &'static str {
+        match self {
+            Link::CareTeam => "care team member",
+            Link::Consent => "consent",
+        }
+    }
+
+    /// Makes the link; `false` if it was in place already.
+    fn make(self, access: &Access, user: &UserId, patient: &PatientId) -> Result<bool, Problem> {
+        let store = access.store();
+        let now = Timestamp::now();
+        match self {
+            Link::CareTeam => store.add_to_care_team(user, patient, now),
+            Link::Consent => store.grant_consent(patient, user, now),
+        }
+        .map_err(store_problem)
+    }
+
+    /// Ends the link (kept for the record); `false` if there was none.
+    fn end(self, access: &Access, user: &UserId, patient: &PatientId) -> Result<bool, Problem> {
+        let store = access.store();
+        let now = Timestamp::now();
+        match self {
+            Link::CareTeam => store.remove_from_care_team(user, patient, now),
+            Link::Consent => store.withdraw_consent(patient, user, now),
+        }
+        .map_err(store_problem)
+    }
+}
+
+/// Gives an enabled clinician `link` to the patient's record: 201, or 204 if it was in place.
+async fn link(
+    access: Access,
+    principal: Principal,
+    patient: &str,
+    user: &str,
+    link: Link,
+) -> Result<StatusCode, Problem> {
+    let patient = patient_id(patient)?;
+    let user = user_id(user)?;
+    blocking(move || {
+        check(&access, &principal, link.operation(), &patient)?;
+        require_clinician(&access, &user)?;
+        if !link.make(&access, &user, &patient)? {
+            return Ok(StatusCode::NO_CONTENT);
+        }
+        let what = link.made(&user);
+        audit(&access, &principal, link.action(), &patient, &what);
+        Ok(StatusCode::CREATED)
+    })
+    .await
+}
+
+/// Ends `link`: 204, or 404 if there was none.
+async fn unlink(
+    access: Access,
+    principal: Principal,
+    patient: &str,
+    user: &str,
+    link: Link,
+) -> Result<StatusCode, Problem> {
+    let patient = patient_id(patient)?;
+    let user = user_id(user)?;
+    blocking(move || {
+        check(&access, &principal, link.operation(), &patient)?;
+        if !link.end(&access, &user, &patient)? {
+            return Err(not_found(link.missing()));
+        }
+        let what = link.ended(&user);
+        audit(&access, &principal, link.action(), &patient, &what);
         Ok(StatusCode::NO_CONTENT)
     })
     .await
@@ -288,31 +358,7 @@ pub(super) async fn grant_consent(
     principal: Principal,
     Path((patient, user)): Path<(String, String)>,
 ) -> Result<StatusCode, Problem> {
-    let patient = patient_id(&patient)?;
-    let user = user_id(&user)?;
-    blocking(move || {
-        check(&access, &principal, Operation::ManageConsent, &patient)?;
-        require_clinician(&access, &user)?;
-        let granted = access
-            .store()
-            .grant_consent(&patient, &user, Timestamp::now())
-            .map_err(store_problem)?;
-        if granted {
-            audit(
-                &access,
-                &principal,
-                Action::Consent,
-                &patient,
-                &format!("shared with {}", user.as_str()),
-            );
-        }
-        Ok(if granted {
-            StatusCode::CREATED
-        } else {
-            StatusCode::NO_CONTENT
-        })
-    })
-    .await
+    link(access, principal, &patient, &user, Link::Consent).await
 }
 
 /// `DELETE /api/v1/patients/{patient}/consents/{user}`: the patient stops sharing.
@@ -321,27 +367,7 @@ pub(super) async fn withdraw_consent(
     principal: Principal,
     Path((patient, user)): Path<(String, String)>,
 ) -> Result<StatusCode, Problem> {
-    let patient = patient_id(&patient)?;
-    let user = user_id(&user)?;
-    blocking(move || {
-        check(&access, &principal, Operation::ManageConsent, &patient)?;
-        if !access
-            .store()
-            .withdraw_consent(&patient, &user, Timestamp::now())
-            .map_err(store_problem)?
-        {
-            return Err(not_found("consent"));
-        }
-        audit(
-            &access,
-            &principal,
-            Action::Consent,
-            &patient,
-            &format!("stopped sharing with {}", user.as_str()),
-        );
-        Ok(StatusCode::NO_CONTENT)
-    })
-    .await
+    unlink(access, principal, &patient, &user, Link::Consent).await
 }
 
 /// The reasons a clinician may give for emergency access: chosen from a list, so that no
