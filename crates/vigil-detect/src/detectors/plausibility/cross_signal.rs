@@ -44,6 +44,22 @@
 //! to 16 s on common devices, so it lags by up to about half that.
 //! A streak with no new disagreement for [`STREAK_GAP_MS`] starts again.
 //!
+//! One pattern needs no such wait: **an oximeter that steps up, away from agreement, while the
+//! other stays hypoxaemic.** Its previous reading agreed with the other device; its new one, at
+//! most [`STEP_WINDOW_MS`] later, is at least [`STEP_POINTS`] higher, so far above the other
+//! device, which reads under [`HYPOXAEMIA_SPO2`] and has not risen with it. Lag cannot do
+//! that: a displayed SpO2 that rises 8 points in 2 s (4 %/s) rises about nine times faster
+//! than blood resaturates after an apnoea (mean resaturation slope 0.44 ± 0.03 %/s, resaturation
+//! in about 12 s, in 33 patients with obstructive sleep apnoea: "Effect of obstructive sleep
+//! apnea severity, sleep stage and position on patterns of oximetric desaturations and
+//! resaturations", SLEEP meeting abstract 392), while the other oximeter, on the same blood,
+//! has not moved at all. Nor can the artefacts of pulse oximetry, which read
+//! falsely *low* (motion, poor perfusion, a probe coming off); a re-seated probe steps back
+//! *to* the truth, so towards the other device. It is what an attacker who takes over an
+//! oximeter in the middle of a desaturation produces, and it alerts, critical, at the stepped
+//! device's second reading that still disagrees (its first could be a lone spike). An attacker
+//! who ramps the forged value up slowly meets the sustained rule instead.
+//!
 //! Which device is lying cannot be told from two devices: the alert names the patient, with
 //! `device: None` (so the engine suppresses repeats per patient), and both devices' ids as
 //! facts, so that whoever looks checks both and does not trust the wrong one.
@@ -84,6 +100,11 @@ pub const MIN_READINGS_EACH: u32 = 3;
 pub const MIN_MISMATCH_MS: i64 = 15_000;
 /// A disagreement with no new disagreeing pair for this long, ms, starts counting again.
 pub const STREAK_GAP_MS: i64 = 30_000;
+/// An oximeter's SpO2 that rises by at least this many points, %, …
+pub const STEP_POINTS: f64 = 8.0;
+/// … between two readings at most this far apart, ms, away from agreement with another
+/// oximeter that stays hypoxaemic, is a forgery once its next reading still disagrees.
+pub const STEP_WINDOW_MS: i64 = 2_000;
 /// Below this SpO2, %, one of the two devices reports hypoxaemia (WHO, "Oxygen therapy for
 /// children", 2016: SpO2 < 90 %): if it is the true one, the patient needs oxygen now and the
 /// other device is hiding it, so the mismatch is critical.
@@ -144,8 +165,23 @@ struct Latest {
     device: DeviceId,
     value: f64,
     time_ms: i64,
+    /// The reading before it (value, measurement time), for steps.
+    before: Option<(f64, i64)>,
     /// Event time it was last updated, for forgetting.
     seen_ms: i64,
+}
+
+impl Latest {
+    /// This device's value at or just before `time_ms`: its latest reading, or the one before
+    /// if the latest came after.
+    fn value_at(&self, time_ms: i64) -> Option<f64> {
+        if self.time_ms <= time_ms {
+            return Some(self.value);
+        }
+        self.before
+            .filter(|(_, at)| *at <= time_ms)
+            .map(|(value, _)| value)
+    }
 }
 
 /// A run of disagreeing pairs between two devices.
@@ -160,6 +196,9 @@ struct Streak {
     until_ms: i64,
     /// Event time of the latest disagreement, for forgetting.
     seen_ms: i64,
+    /// Whether the first (`Some(true)`) or second device began this streak by stepping up away
+    /// from agreement with the other, which is hypoxaemic (see the module's documentation).
+    stepped_first: Option<bool>,
 }
 
 /// One patient's signals.
@@ -184,6 +223,8 @@ struct Pair<'a> {
     first: Side<'a>,
     second: Side<'a>,
     new_is_first: bool,
+    /// Whether the new reading stepped up away from agreement with the other device.
+    stepped: bool,
 }
 
 /// The cross-signal detection.
@@ -212,7 +253,7 @@ impl CrossSignal {
         else {
             return;
         };
-        match latest
+        let before = match latest
             .iter_mut()
             .find(|l| l.quantity == reading.quantity && l.device == *reading.device)
         {
@@ -223,18 +264,25 @@ impl CrossSignal {
                 return;
             }
             Some(l) => {
+                let before = (l.value, l.time_ms);
+                l.before = Some(before);
                 l.value = reading.value;
                 l.time_ms = reading.time_ms;
                 l.seen_ms = l.seen_ms.max(at_ms);
+                Some(before)
             }
-            None => latest.push(Latest {
-                quantity: reading.quantity,
-                device: reading.device.clone(),
-                value: reading.value,
-                time_ms: reading.time_ms,
-                seen_ms: at_ms,
-            }),
-        }
+            None => {
+                latest.push(Latest {
+                    quantity: reading.quantity,
+                    device: reading.device.clone(),
+                    value: reading.value,
+                    time_ms: reading.time_ms,
+                    before: None,
+                    seen_ms: at_ms,
+                });
+                None
+            }
+        };
         for other in latest.iter() {
             if other.device == *reading.device
                 || other.time_ms.abs_diff(reading.time_ms) > PAIR_WINDOW_MS.unsigned_abs()
@@ -242,9 +290,11 @@ impl CrossSignal {
                 continue;
             }
             for comparison in Comparison::ALL {
-                let Some(pair) = pair(comparison, reading, other) else {
+                let Some(mut pair) = pair(comparison, reading, other) else {
                     continue;
                 };
+                pair.stepped =
+                    comparison == Comparison::Spo2VsSpo2 && stepped_away(reading, before, other);
                 if let Some(alert) = count(streaks, &pair, reading) {
                     alerts.push(alert);
                 }
@@ -303,7 +353,25 @@ fn pair<'a>(comparison: Comparison, new: &'a Observed<'_>, other: &'a Latest) ->
         first,
         second,
         new_is_first,
+        stepped: false,
     })
+}
+
+/// Whether the new SpO2 `reading`, whose device read `before` (value, time) last, stepped up
+/// away from agreement with `other`, which stays hypoxaemic (see the module's documentation).
+fn stepped_away(reading: &Observed<'_>, before: Option<(f64, i64)>, other: &Latest) -> bool {
+    let Some((previous, previous_ms)) = before else {
+        return false;
+    };
+    let Some(other_then) = other.value_at(previous_ms) else {
+        return false;
+    };
+    reading.time_ms - previous_ms <= STEP_WINDOW_MS
+        && reading.value - previous >= STEP_POINTS
+        && (previous - other_then).abs() <= SPO2_DIFFERENCE
+        && other.value < HYPOXAEMIA_SPO2
+        && reading.value - other.value > SPO2_DIFFERENCE
+        && other.value - other_then < STEP_POINTS / 2.0
 }
 
 /// Counts `pair` into its streak: an agreement ends the streak, a disagreement extends it.
@@ -332,6 +400,7 @@ fn count(streaks: &mut Vec<Streak>, pair: &Pair<'_>, reading: &Observed<'_>) -> 
         since_ms: reading.time_ms,
         until_ms: reading.time_ms,
         seen_ms: at_ms,
+        stepped_first: None,
     };
     let streak = match position.and_then(|p| streaks.get_mut(p)) {
         Some(streak) if reading.time_ms - streak.until_ms > STREAK_GAP_MS => {
@@ -349,13 +418,23 @@ fn count(streaks: &mut Vec<Streak>, pair: &Pair<'_>, reading: &Observed<'_>) -> 
     } else {
         streak.readings.1 += 1;
     }
+    // Only the reading that begins the streak can have stepped away from agreement.
+    if pair.stepped && streak.readings.0 + streak.readings.1 == 1 {
+        streak.stepped_first = Some(pair.new_is_first);
+    }
     streak.since_ms = streak.since_ms.min(reading.time_ms);
     streak.until_ms = streak.until_ms.max(reading.time_ms);
     streak.seen_ms = streak.seen_ms.max(at_ms);
     let sustained = streak.readings.0 >= MIN_READINGS_EACH
         && streak.readings.1 >= MIN_READINGS_EACH
         && streak.until_ms - streak.since_ms >= MIN_MISMATCH_MS;
-    sustained.then(|| alert(pair, streak, reading))
+    // The stepped device's second disagreeing reading, with the other still hypoxaemic.
+    let stepped = match streak.stepped_first {
+        Some(true) => streak.readings.0 >= 2 && pair.second.value < HYPOXAEMIA_SPO2,
+        Some(false) => streak.readings.1 >= 2 && pair.first.value < HYPOXAEMIA_SPO2,
+        None => false,
+    };
+    (sustained || stepped).then(|| alert(pair, streak, reading))
 }
 
 fn alert(pair: &Pair<'_>, streak: &Streak, reading: &Observed<'_>) -> Alert {
@@ -394,7 +473,13 @@ fn alert(pair: &Pair<'_>, streak: &Streak, reading: &Observed<'_>) -> Alert {
                 (streak.until_ms - streak.since_ms).to_string(),
             ),
             fact("pair_window_ms", PAIR_WINDOW_MS.to_string()),
-        ],
+        ]
+        .into_iter()
+        .chain(streak.stepped_first.map(|first| {
+            let device = if first { &streak.first } else { &streak.second };
+            fact("stepped_away_device", device.as_str().into())
+        }))
+        .collect(),
         // Manipulation of View: one device reports a state of the patient that another device
         // shows is not the patient's ("the process itself could be in a much different state
         // than what is reported"), which is what a clinician would act on. Spoof Reporting
@@ -465,6 +550,88 @@ mod tests {
         // Sustained: not before 15 s of disagreement.
         assert!(first.time.unix_millis() - super::super::testing::T0 >= MIN_MISMATCH_MS);
         assert!(alerts.len() == mismatches.len(), "{alerts:?}");
+    }
+
+    /// The first cross-signal alert's time, seconds after the ward began.
+    fn first_mismatch_s(events: &[Event]) -> Option<f64> {
+        let alerts = run(events);
+        of_kind(&alerts, AlertKind::CrossSignalMismatch)
+            .first()
+            .map(|a| (a.time.unix_millis() - super::super::testing::T0) as f64 / 1000.0)
+    }
+
+    #[test]
+    fn an_oximeter_taken_over_in_a_desaturation_alerts_at_its_second_forged_reading() {
+        // Both devices follow the patient down to 85 %; from second 40 the attacked oximeter
+        // reports 96–98 % while the monitor still sees 85 %.
+        let events = ward(60, |s| {
+            let oximeter = if s >= 40 { 96.0 + (s % 3) as f64 } else { 85.5 };
+            (95.0, 85.0, 95.0, oximeter)
+        });
+        let alerts = run(&events);
+        let mismatches = of_kind(&alerts, AlertKind::CrossSignalMismatch);
+        let first = mismatches.first().expect("an alert");
+        assert_eq!(first.severity, Severity::Critical);
+        assert_eq!(fact(first, "stepped_away_device"), Some("oxi-1"));
+        // The oximeter's readings are at s + 0.3 s: the second forged one is at 41.3 s.
+        let at = (first.time.unix_millis() - super::super::testing::T0) as f64 / 1000.0;
+        assert!((41.0..=41.5).contains(&at), "alerted at {at} s");
+    }
+
+    #[test]
+    fn a_real_resaturation_seen_first_by_one_device_does_not_step() {
+        // After a desaturation to 84 %, the monitor's probe sees the saturation come back at
+        // 1.5 and then 3 %/s (faster than blood resaturates); the oximeter follows 12 s later.
+        for rate in [1.5, 3.0] {
+            let recovered =
+                move |s: i64, from: i64| (84.0 + rate * (s - from).max(0) as f64).min(97.0);
+            let events = ward(90, |s| (95.0, recovered(s, 30), 95.0, recovered(s, 42)));
+            assert_eq!(first_mismatch_s(&events), None, "at {rate} %/s");
+        }
+    }
+
+    #[test]
+    fn falsely_low_readings_and_a_reseated_probe_do_not_step() {
+        // The monitor's probe reads falsely low for 10 s (motion), the oximeter the truth; then
+        // the oximeter's probe comes off (70 %) and is re-seated, stepping back to the truth.
+        let events = ward(60, |s| match s {
+            10..20 => (80.0, 84.0, 80.0, 97.0),
+            30..33 => (80.0, 97.0, 80.0, 70.0),
+            _ => (80.0, 97.0, 80.0, 97.0),
+        });
+        assert_eq!(first_mismatch_s(&events), None);
+    }
+
+    #[test]
+    fn a_step_is_a_forgery_only_away_from_agreement_over_hypoxaemia_and_for_two_readings() {
+        // Against a monitor that is not hypoxaemic (92 %): the step is 8 and the disagreement
+        // over 6, but neither device says the patient needs oxygen.
+        let events = ward(25, |s| {
+            (80.0, 92.0, 80.0, if s >= 10 { 100.0 } else { 92.0 })
+        });
+        assert_eq!(first_mismatch_s(&events), None, "not over hypoxaemia");
+        // A lone spike: one reading up, then back.
+        let events = ward(25, |s| {
+            (80.0, 85.0, 80.0, if s == 10 { 97.0 } else { 85.0 })
+        });
+        assert_eq!(first_mismatch_s(&events), None, "a spike");
+        // From disagreement already (no agreement to step away from): the sustained rule, which
+        // 14 s of disagreement do not meet.
+        let events = ward(14, |s| {
+            (80.0, 85.0, 80.0, if s >= 10 { 97.0 } else { 92.0 })
+        });
+        assert_eq!(first_mismatch_s(&events), None, "no agreement before");
+        // Both devices rising together, the oximeter ahead: not away from the monitor.
+        let events = ward(25, |s| {
+            let monitor = if s >= 10 { 89.0 } else { 84.0 };
+            (80.0, monitor, 80.0, if s >= 10 { 97.0 } else { 85.0 })
+        });
+        assert_eq!(first_mismatch_s(&events), None, "rising together");
+        // Seven points up is a fast resaturation, not a step.
+        let events = ward(25, |s| {
+            (80.0, 85.0, 80.0, if s >= 10 { 92.5 } else { 85.5 })
+        });
+        assert_eq!(first_mismatch_s(&events), None, "under the step");
     }
 
     #[test]
