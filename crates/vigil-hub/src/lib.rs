@@ -246,7 +246,7 @@ impl Hub {
             Some(detection) => ingest.with_detection(detection.clone()),
             None => ingest,
         };
-        let export = siem::start(&self.data_dir)?;
+        let export = siem::start(&self.data_dir, registry.store())?;
         if let (Some(detection), Some(handle)) = (registry.detection(), export.clone()) {
             // A hub is started once; a second handle would mean a bug, not a lost alert.
             let _ = detection.export_to(handle);

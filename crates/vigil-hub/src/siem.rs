@@ -1,11 +1,20 @@
 //! Alert export (`siem.toml` in the data directory): syslog (RFC 5424, CEF or JSON) over
 //! UDP, TCP or TLS, and signed webhooks, through `vigil-siem`'s dispatcher. A separate file
 //! from `vigil.toml` because it holds an array of sinks and webhook secrets: it must be 0600.
+//!
+//! Export survives restarts and crashes: the store keeps, per sink, the highest alert id the
+//! sink has finished with ([`StoreProgress`]), and at start each sink is handed, oldest first,
+//! the stored alerts after it (at most its queue's length, the newest). A sink named for the
+//! first time starts from the alerts raised after it was added. Delivery stays at least once:
+//! an alert delivered just before a crash, whose progress was not yet recorded, is delivered
+//! again (receivers deduplicate on the alert id).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use vigil_siem::{Dispatcher, DispatcherHandle, SiemConfig};
+use vigil_siem::{Dispatcher, DispatcherHandle, Progress, SiemConfig};
+use vigil_store::{Store, StoreError};
 
 /// The export file's name in the data directory.
 pub const SIEM_FILE: &str = "siem.toml";
@@ -39,6 +48,9 @@ pub enum SiemFileError {
         /// What is wrong.
         message: String,
     },
+    /// The store could not say, or record, how far export has got.
+    #[error("alert export: {0}")]
+    Store(#[from] StoreError),
     /// A sink cannot be built (a CA file missing, a bad address).
     #[error("{path}: {message}")]
     Sink {
@@ -87,8 +99,27 @@ pub fn read_config(data_dir: &Path) -> Result<Option<SiemConfig>, SiemFileError>
     Ok(Some(config))
 }
 
-/// Starts export for a data directory, if it has a `siem.toml`.
-pub fn start(data_dir: &Path) -> Result<Option<DispatcherHandle>, SiemFileError> {
+/// Records each sink's progress in the store.
+struct StoreProgress {
+    store: Arc<dyn Store>,
+}
+
+impl Progress for StoreProgress {
+    fn finished(&self, sink: &str, id: u64) {
+        if let Err(error) = self.store.set_export_cursor(sink, id) {
+            // The alert is delivered; only a restart before the next one would repeat it.
+            tracing::warn!(sink, alert = id, %error, "could not record alert export progress");
+        }
+    }
+}
+
+/// Starts export for a data directory, if it has a `siem.toml`, and hands each sink the stored
+/// alerts it is still owed. Call it before the hub serves, so that no alert is raised between
+/// the reading of what is owed and the start of live export.
+pub fn start(
+    data_dir: &Path,
+    store: &Arc<dyn Store>,
+) -> Result<Option<DispatcherHandle>, SiemFileError> {
     let Some(config) = read_config(data_dir)? else {
         return Ok(None);
     };
@@ -98,10 +129,58 @@ pub fn start(data_dir: &Path) -> Result<Option<DispatcherHandle>, SiemFileError>
         message: error.to_string(),
     })?;
     let count = sinks.len();
-    let handle = Dispatcher::start(sinks).map_err(|error| SiemFileError::Sink {
-        path,
-        message: error.to_string(),
-    })?;
+    let owed: Vec<(String, usize)> = sinks
+        .iter()
+        .map(|sink| (sink.name().to_owned(), sink.queue()))
+        .collect();
+    let progress = Arc::new(StoreProgress {
+        store: Arc::clone(store),
+    });
+    let handle =
+        Dispatcher::start_with_progress(sinks, progress).map_err(|error| SiemFileError::Sink {
+            path,
+            message: error.to_string(),
+        })?;
+    for (sink, capacity) in owed {
+        resume(store.as_ref(), &handle, &sink, capacity)?;
+    }
     tracing::info!(sinks = count, "alert export started");
     Ok(Some(handle))
+}
+
+/// Hands `sink` the stored alerts after its cursor; a new sink's cursor is the latest alert.
+fn resume(
+    store: &dyn Store,
+    handle: &DispatcherHandle,
+    sink: &str,
+    capacity: usize,
+) -> Result<(), SiemFileError> {
+    let Some(cursor) = store.export_cursor(sink)? else {
+        store.set_export_cursor(sink, store.last_alert_id()?)?;
+        return Ok(());
+    };
+    let owed = store.alerts_after(cursor, capacity)?;
+    let skipped = store
+        .last_alert_id()?
+        .saturating_sub(cursor)
+        .saturating_sub(owed.len() as u64);
+    if skipped > 0 {
+        // Ids are dense, so this counts the alerts older than a full queue.
+        tracing::warn!(
+            sink,
+            skipped,
+            "alerts owed from before the restart exceed the sink's queue; the oldest are not exported"
+        );
+    }
+    if !owed.is_empty() {
+        tracing::info!(
+            sink,
+            alerts = owed.len(),
+            "exporting alerts owed from before the restart"
+        );
+    }
+    for stored in owed {
+        handle.send_to(sink, stored.id, &stored.alert);
+    }
+    Ok(())
 }

@@ -7,6 +7,10 @@
 //! and counted. A sink's task takes alerts in order and retries the one at the head (with
 //! exponential backoff and jitter) until it is delivered, refused for good, or out of attempts
 //! or age: delivery is in order, at least once, per sink.
+//!
+//! What is waiting lives in memory. A caller that keeps alerts (the hub's store) passes a
+//! [`Progress`] to learn how far each sink has got, and after a restart hands each sink what it
+//! was still owed with [`DispatcherHandle::send_to`].
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -23,6 +27,15 @@ use crate::webhook;
 /// How long the last handle's drop lets the sinks flush, when nobody called
 /// [`DispatcherHandle::shutdown`].
 pub const DROP_FLUSH: Duration = Duration::from_secs(5);
+
+/// Told when a sink has finished with an alert: delivered it, or given it up for good (refused,
+/// out of attempts, too old). Calls for one sink come in the order of its queue, on the
+/// dispatcher's thread, so they should be quick. Alerts dropped from a full queue and those
+/// abandoned at shutdown are never finished.
+pub trait Progress: Send + Sync + 'static {
+    /// `sink` has finished with the alert stored under `id`.
+    fn finished(&self, sink: &str, id: u64);
+}
 
 /// Starts the delivery of alerts to sinks; see [`Dispatcher::start`].
 #[derive(Debug)]
@@ -46,10 +59,20 @@ struct Inner {
     done: Mutex<Option<oneshot::Receiver<()>>>,
 }
 
-#[derive(Debug)]
 struct Shared {
     lanes: Vec<Arc<Lane>>,
     closing: AtomicBool,
+    progress: Option<Arc<dyn Progress>>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("lanes", &self.lanes)
+            .field("closing", &self.closing)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
 }
 
 /// One sink's queue and counters.
@@ -97,6 +120,22 @@ impl Dispatcher {
     /// Starts delivering to `sinks` on a thread of its own. Callable from any thread, inside a
     /// Tokio runtime or not.
     pub fn start(sinks: Vec<Sink>) -> Result<DispatcherHandle, StartError> {
+        Self::launch(sinks, None)
+    }
+
+    /// As [`Dispatcher::start`], telling `progress` each time a sink has finished with an
+    /// alert.
+    pub fn start_with_progress(
+        sinks: Vec<Sink>,
+        progress: Arc<dyn Progress>,
+    ) -> Result<DispatcherHandle, StartError> {
+        Self::launch(sinks, Some(progress))
+    }
+
+    fn launch(
+        sinks: Vec<Sink>,
+        progress: Option<Arc<dyn Progress>>,
+    ) -> Result<DispatcherHandle, StartError> {
         let lanes: Vec<Arc<Lane>> = sinks
             .iter()
             .map(|sink| {
@@ -117,6 +156,7 @@ impl Dispatcher {
         let shared = Arc::new(Shared {
             lanes,
             closing: AtomicBool::new(false),
+            progress,
         });
         let (stop, stopped) = oneshot::channel::<Duration>();
         let (finished, done) = oneshot::channel::<()>();
@@ -149,12 +189,25 @@ impl DispatcherHandle {
     /// sink's queue is full its oldest alert is dropped and counted. Clinical evidence is left
     /// behind here, before anything is queued.
     pub fn send(&self, id: u64, alert: &Alert) {
-        let shared = &self.inner.shared;
-        if shared.lanes.is_empty() {
+        self.enqueue(&self.inner.shared.lanes, id, alert);
+    }
+
+    /// Hands `alert`, stored under `id`, to the sink named `sink` alone: what a restart found
+    /// it was still owed. `false` if there is no such sink. Otherwise as [`Self::send`].
+    pub fn send_to(&self, sink: &str, id: u64, alert: &Alert) -> bool {
+        let Some(lane) = self.inner.shared.lanes.iter().find(|l| l.name == sink) else {
+            return false;
+        };
+        self.enqueue(std::slice::from_ref(lane), id, alert);
+        true
+    }
+
+    fn enqueue(&self, lanes: &[Arc<Lane>], id: u64, alert: &Alert) {
+        if lanes.is_empty() {
             return;
         }
-        if shared.closing.load(Ordering::Acquire) {
-            for lane in &shared.lanes {
+        if self.inner.shared.closing.load(Ordering::Acquire) {
+            for lane in lanes {
                 lane.dropped_shutdown.fetch_add(1, Ordering::Relaxed);
             }
             return;
@@ -164,7 +217,7 @@ impl DispatcherHandle {
             webhook_id: webhook::message_id(),
             since: Instant::now(),
         });
-        for lane in &shared.lanes {
+        for lane in lanes {
             let overflowed = {
                 let mut queue = lock(&lane.queue);
                 queue.push_back(Arc::clone(&outgoing));
@@ -270,6 +323,9 @@ async fn work(mut sink: Sink, lane: Arc<Lane>, shared: Arc<Shared>) {
             continue;
         };
         deliver(&mut sink, &lane, &outgoing, &mut failing).await;
+        if let Some(progress) = &shared.progress {
+            progress.finished(&lane.name, outgoing.record.id);
+        }
         lane.in_flight.store(false, Ordering::Release);
     }
 }

@@ -6,8 +6,8 @@
 //!   (RFC 5425, rustls on aws-lc-rs, server checked against a configured CA, optional client
 //!   certificate); webhooks as signed HTTPS POSTs.
 //! - [`Dispatcher`]: a thread of its own, a bounded queue per sink (oldest dropped and counted
-//!   when full), in-order delivery per sink with retries, reconnection, counters and a
-//!   graceful shutdown.
+//!   when full), in-order delivery per sink with retries, reconnection, counters, a graceful
+//!   shutdown, and [`Progress`] reports from which a caller resumes export after a restart.
 //! - [Configuration](config) the hub embeds, validated.
 //!
 //! ```no_run
@@ -34,7 +34,7 @@ mod transport;
 pub mod webhook;
 
 pub use config::{ConfigError, Problem, SiemConfig, SinkConfig, SinkKind};
-pub use dispatch::{DROP_FLUSH, Dispatcher, DispatcherHandle, SinkStats, StartError};
+pub use dispatch::{DROP_FLUSH, Dispatcher, DispatcherHandle, Progress, SinkStats, StartError};
 pub use record::{Fact, Record};
 pub use sink::{MAX_PEM_BYTES, RetryPolicy, Sink, SinkError};
 pub use syslog::{Facility, Format, Origin};

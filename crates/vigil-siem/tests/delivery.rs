@@ -598,3 +598,83 @@ async fn measure_send_formatting_and_delivery() {
         N as f64 / delivered.as_secs_f64()
     );
 }
+
+/// Records what `Progress` is told.
+#[derive(Default)]
+struct Recorded(std::sync::Mutex<Vec<(String, u64)>>);
+
+impl vigil_siem::Progress for Recorded {
+    fn finished(&self, sink: &str, id: u64) {
+        self.0.lock().unwrap().push((sink.to_owned(), id));
+    }
+}
+
+#[tokio::test]
+async fn progress_follows_each_sink_in_order_and_send_to_reaches_one_sink() {
+    let (address, mut datagrams) = udp_receiver().await;
+    let recorded = std::sync::Arc::new(Recorded::default());
+    let siem = Dispatcher::start_with_progress(
+        config(vec![
+            SinkConfig::syslog("live", SinkKind::Udp, &address.to_string()),
+            SinkConfig {
+                max_attempts: 1,
+                timeout_seconds: 2,
+                ..quick(SinkConfig::syslog(
+                    "nowhere",
+                    SinkKind::Udp,
+                    "nonexistent.invalid:514",
+                ))
+            },
+        ])
+        .sinks()
+        .unwrap(),
+        recorded.clone(),
+    )
+    .unwrap();
+    // What a restart owes "live" alone, then alerts for every sink.
+    assert!(siem.send_to("live", 1, &alert(1)));
+    assert!(siem.send_to("live", 2, &alert(2)));
+    assert!(!siem.send_to("no-such-sink", 3, &alert(3)));
+    siem.send(3, &alert(3));
+    for n in 1..=3 {
+        let message = parse_syslog(&String::from_utf8(next(&mut datagrams, 5).await).unwrap());
+        assert_eq!(message.param("id"), Some(n.to_string().as_str()));
+    }
+    // Given up is finished too: the unreachable sink will never try alert 3 again.
+    until(&siem, "nowhere", |s| s.dropped_failed == 1).await;
+    let stats = siem.shutdown(Duration::from_secs(2)).await;
+    assert_eq!(stats[0].sent, 3);
+    let recorded = recorded.0.lock().unwrap().clone();
+    let of = |sink: &str| -> Vec<u64> {
+        recorded
+            .iter()
+            .filter(|(s, _)| s == sink)
+            .map(|(_, id)| *id)
+            .collect()
+    };
+    assert_eq!(of("live"), vec![1, 2, 3]);
+    assert_eq!(of("nowhere"), vec![3]);
+}
+
+#[tokio::test]
+async fn alerts_abandoned_at_shutdown_are_not_reported_finished() {
+    let (hung, _listener) = silent_receiver().await;
+    let recorded = std::sync::Arc::new(Recorded::default());
+    let pki = Pki::new("CA");
+    let siem = Dispatcher::start_with_progress(
+        config(vec![SinkConfig {
+            timeout_seconds: 30,
+            ..tls_sink("hung", hung, &pki)
+        }])
+        .sinks()
+        .unwrap(),
+        recorded.clone(),
+    )
+    .unwrap();
+    for n in 1..=3 {
+        siem.send(n, &alert(n));
+    }
+    let stats = siem.shutdown(Duration::from_millis(300)).await;
+    assert_eq!(stats[0].dropped_shutdown, 3);
+    assert!(recorded.0.lock().unwrap().is_empty());
+}

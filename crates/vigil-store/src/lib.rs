@@ -282,6 +282,16 @@ pub trait AlertStore: Send + Sync {
         status: Option<AlertStatus>,
         limit: usize,
     ) -> Result<Vec<StoredAlert>, StoreError>;
+    /// The newest `limit` alerts with an id above `after`, oldest first (clinical evidence
+    /// unsealed): what export still owes a sink.
+    fn alerts_after(&self, after: u64, limit: usize) -> Result<Vec<StoredAlert>, StoreError>;
+    /// The highest alert id; 0 when there is none.
+    fn last_alert_id(&self) -> Result<u64, StoreError>;
+    /// How far export to `sink` has got: the highest alert id it has finished with; `None`
+    /// for a sink never started.
+    fn export_cursor(&self, sink: &str) -> Result<Option<u64>, StoreError>;
+    /// Records that `sink` has finished with every alert up to `id`. Never moves back.
+    fn set_export_cursor(&self, sink: &str, id: u64) -> Result<(), StoreError>;
     /// Moves an alert to `status` (acknowledge, close) on behalf of `by`.
     fn set_alert_status(
         &self,

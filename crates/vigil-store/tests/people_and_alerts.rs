@@ -113,3 +113,56 @@ fn alerts_keep_facts_in_clear_and_clinical_evidence_sealed() {
     let after = store.alert(id).unwrap().unwrap();
     assert_eq!(after.alert.evidence.len(), 1);
 }
+
+#[test]
+fn export_owes_each_sink_the_newest_alerts_after_its_cursor_which_never_moves_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    assert_eq!(store.last_alert_id().unwrap(), 0);
+    assert!(store.alerts_after(0, 10).unwrap().is_empty());
+    let ids: Vec<u64> = (0..5)
+        .map(|i| {
+            store
+                .add_alert(&Alert {
+                    time: t(1_000 * i),
+                    severity: Severity::Medium,
+                    kind: AlertKind::ProtocolViolation,
+                    device: None,
+                    patient: None,
+                    evidence: vec![],
+                    attack_technique: None,
+                })
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(store.last_alert_id().unwrap(), ids[4]);
+    let owed = |after: u64, limit: usize| -> Vec<u64> {
+        store
+            .alerts_after(after, limit)
+            .unwrap()
+            .iter()
+            .map(|a| a.id)
+            .collect()
+    };
+    assert_eq!(owed(ids[1], 10), ids[2..].to_vec(), "oldest first");
+    assert_eq!(
+        owed(0, 2),
+        ids[3..].to_vec(),
+        "the newest when more are owed"
+    );
+    assert!(owed(ids[4], 10).is_empty());
+
+    assert_eq!(store.export_cursor("soc").unwrap(), None);
+    store.set_export_cursor("soc", ids[3]).unwrap();
+    store.set_export_cursor("soc", ids[1]).unwrap();
+    assert_eq!(
+        store.export_cursor("soc").unwrap(),
+        Some(ids[3]),
+        "never back"
+    );
+    assert_eq!(store.export_cursor("pager").unwrap(), None, "per sink");
+    drop(store);
+    let keyring = Keyring::load(dir.path(), None).unwrap();
+    let reopened = SqliteStore::open(dir.path(), Arc::new(keyring)).unwrap();
+    assert_eq!(reopened.export_cursor("soc").unwrap(), Some(ids[3]));
+}

@@ -275,6 +275,53 @@ impl AlertStore for SqliteStore {
             .collect()
     }
 
+    fn alerts_after(&self, after: u64, limit: usize) -> Result<Vec<StoredAlert>, StoreError> {
+        let connection = self.connection();
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut rows: Vec<AlertRow> = {
+            let mut statement = connection.prepare(&format!(
+                "SELECT {ALERT_COLUMNS} FROM alerts WHERE id > ?1 ORDER BY id DESC LIMIT ?2"
+            ))?;
+            let rows = statement.query_map(params![after, limit], alert_row)?;
+            rows.collect::<Result<_, _>>()?
+        };
+        rows.reverse();
+        rows.into_iter()
+            .map(|row| self.stored_alert(&connection, row))
+            .collect()
+    }
+
+    fn last_alert_id(&self) -> Result<u64, StoreError> {
+        let id: Option<i64> =
+            self.connection()
+                .query_row("SELECT max(id) FROM alerts", [], |row| row.get(0))?;
+        Ok(id.and_then(|id| u64::try_from(id).ok()).unwrap_or(0))
+    }
+
+    fn export_cursor(&self, sink: &str) -> Result<Option<u64>, StoreError> {
+        let id: Option<i64> = self
+            .connection()
+            .query_row(
+                "SELECT delivered_through FROM export_cursors WHERE sink = ?1",
+                params![sink],
+                |row| row.get(0),
+            )
+            .optional()?;
+        Ok(id.and_then(|id| u64::try_from(id).ok()))
+    }
+
+    fn set_export_cursor(&self, sink: &str, id: u64) -> Result<(), StoreError> {
+        let id = i64::try_from(id).unwrap_or(i64::MAX);
+        self.connection().execute(
+            "INSERT INTO export_cursors (sink, delivered_through) VALUES (?1, ?2)
+             ON CONFLICT (sink) DO UPDATE
+             SET delivered_through = max(delivered_through, excluded.delivered_through)",
+            params![sink, id],
+        )?;
+        Ok(())
+    }
+
     fn set_alert_status(
         &self,
         id: u64,
