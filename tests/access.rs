@@ -709,6 +709,32 @@ async fn consent_and_break_glass_open_the_record_and_are_audited() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
+    // The patient's own consent requests are in it too, the one that changed nothing included.
+    let wanted = [
+        "shared with dr-other",
+        "already shared with dr-other",
+        "stopped sharing with dr-other",
+    ];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let log = ward
+            .get(&format!("/api/v1/patients/{P1}/access-log"), &patient)
+            .await
+            .json();
+        let reasons: Vec<String> = log["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["entry"]["actor"] == json!({"type": "user", "id": "pat-one"}))
+            .filter_map(|e| e["entry"]["reason"].as_str().map(str::to_owned))
+            .collect();
+        if wanted.iter().all(|w| reasons.iter().any(|r| r == w)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{reasons:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
     // The security officer is alerted, without clinical detail.
     let alert = wait_for_alert(&ward, &secoff, "break_glass", |a| a["patient"] == P1).await;
     assert_eq!(alert["severity"], "high");

@@ -224,6 +224,14 @@ impl Link {
         }
     }
 
+    /// What the audit entry says when the link was in place already.
+    fn kept(self, user: &UserId) -> String {
+        match self {
+            Link::CareTeam => format!("care team: already has {user}"),
+            Link::Consent => format!("already shared with {user}"),
+        }
+    }
+
     fn ended(self, user: &UserId) -> String {
         match self {
             Link::CareTeam => format!("care team: removed {user}"),
@@ -275,12 +283,19 @@ async fn link(
     blocking(move || {
         check(&access, &principal, link.operation(), &patient)?;
         require_clinician(&access, &user)?;
-        if !link.make(&access, &user, &patient)? {
-            return Ok(StatusCode::NO_CONTENT);
-        }
-        let what = link.made(&user);
+        // Audited either way: a request to give access is a write, even when it changes nothing.
+        let made = link.make(&access, &user, &patient)?;
+        let what = if made {
+            link.made(&user)
+        } else {
+            link.kept(&user)
+        };
         audit(&access, &principal, link.action(), &patient, &what);
-        Ok(StatusCode::CREATED)
+        Ok(if made {
+            StatusCode::CREATED
+        } else {
+            StatusCode::NO_CONTENT
+        })
     })
     .await
 }
