@@ -22,7 +22,6 @@ use vigil_model::Alert;
 
 use crate::record::Record;
 use crate::sink::{Outgoing, RetryPolicy, Sink};
-use crate::webhook;
 
 /// How long the last handle's drop lets the sinks flush, when nobody called
 /// [`DispatcherHandle::shutdown`].
@@ -214,7 +213,6 @@ impl DispatcherHandle {
         }
         let outgoing = Arc::new(Outgoing {
             record: Record::new(id, alert),
-            webhook_id: webhook::message_id(),
             since: Instant::now(),
         });
         for lane in lanes {

@@ -103,11 +103,10 @@ impl std::fmt::Debug for Sink {
     }
 }
 
-/// An alert on its way: the record and the webhook id every attempt repeats.
+/// An alert on its way: the record, and since when.
 #[derive(Debug)]
 pub(crate) struct Outgoing {
     pub(crate) record: Record,
-    pub(crate) webhook_id: String,
     pub(crate) since: std::time::Instant,
 }
 

@@ -301,12 +301,17 @@ impl Webhook {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or_default();
-        let signature = webhook::sign(&self.secret, &outgoing.webhook_id, timestamp, &body);
+        let id = webhook::message_id(
+            &self.secret,
+            outgoing.record.id,
+            outgoing.record.time.unix_millis(),
+        );
+        let signature = webhook::sign(&self.secret, &id, timestamp, &body);
         let response = self
             .client
             .post(self.url.clone())
             .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header(webhook::HEADER_ID, outgoing.webhook_id.as_str())
+            .header(webhook::HEADER_ID, id.as_str())
             .header(webhook::HEADER_TIMESTAMP, timestamp.to_string())
             .header(webhook::HEADER_SIGNATURE, signature)
             .body(body)

@@ -105,19 +105,17 @@ pub fn sign(secret: &Secret, id: &str, timestamp: u64, body: &[u8]) -> String {
     format!("v1,{}", BASE64_STANDARD.encode(context.sign().as_ref()))
 }
 
-/// A new message id, `msg_` and 128 random bits in URL-safe base64: unique without
-/// coordination between hubs, and free of the `.` that separates the signed parts.
-pub fn message_id() -> String {
-    let mut bytes = [0_u8; 16];
-    if aws_lc_rs::rand::fill(&mut bytes).is_err() {
-        // No system randomness: unique within this process is the best left, and enough for
-        // a receiver's duplicate check.
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default();
-        return format!("msg_t{nanos:x}");
-    }
+/// The message id of the alert stored under `alert` and detected at `time_ms` (Unix ms), for
+/// the sink holding `secret`: `msg_` and the first 128 bits of HMAC-SHA256 over
+/// `vigil-alert.<alert>.<time_ms>`, in URL-safe base64 (free of the `.` that separates the
+/// signed parts). The same alert keeps its id on every attempt and after a restart of the hub
+/// (Standard Webhooks: a message sent again keeps its id), alerts differ (the detection time
+/// tells apart the alerts of a data directory made afresh), and the id tells nothing to
+/// anyone without the secret.
+pub fn message_id(secret: &Secret, alert: u64, time_ms: i64) -> String {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
+    let tag = hmac::sign(&key, format!("vigil-alert.{alert}.{time_ms}").as_bytes());
+    let bytes = tag.as_ref().get(..16).unwrap_or(tag.as_ref());
     format!("msg_{}", BASE64_URL_SAFE_NO_PAD.encode(bytes))
 }
 
@@ -184,10 +182,20 @@ mod tests {
     }
 
     #[test]
-    fn message_ids_are_unique_and_dot_free() {
-        let a = message_id();
-        let b = message_id();
-        assert_ne!(a, b);
+    fn message_ids_follow_the_alert_and_the_secret_and_are_dot_free() {
+        let secret: Secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".parse().unwrap();
+        let other: Secret = "whsec_YW5vdGhlciBzaW5rIHNlY3JldCwgb2YgMzIgYnl0ZXM="
+            .parse()
+            .unwrap();
+        let a = message_id(&secret, 7, 1_764_400_000_000);
+        assert_eq!(a, message_id(&secret, 7, 1_764_400_000_000), "sent again");
+        assert_ne!(a, message_id(&secret, 8, 1_764_400_000_000));
+        assert_ne!(
+            a,
+            message_id(&secret, 7, 1_764_400_000_001),
+            "a data directory anew"
+        );
+        assert_ne!(a, message_id(&other, 7, 1_764_400_000_000));
         assert!(a.starts_with("msg_") && a.len() == 4 + 22);
         assert!(!a.contains('.'));
     }
