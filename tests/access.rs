@@ -681,59 +681,21 @@ async fn consent_and_break_glass_open_the_record_and_are_audited() {
         200
     );
 
-    // The patient's access log says on what basis each read was allowed (entries are written
-    // asynchronously).
-    let wanted = [
+    // The patient's access log says on what basis each read was allowed.
+    let reads = [
         "FHIR Observation search; consent",
         "FHIR Observation search; break-glass",
         "FHIR Patient read; break-glass",
         "patient-unresponsive",
     ];
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let log = ward
-            .get(&format!("/api/v1/patients/{P1}/access-log"), &patient)
-            .await
-            .json();
-        let reasons: Vec<String> = log["entries"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|e| e["entry"]["actor"] == json!({"type": "user", "id": "dr-other"}))
-            .filter_map(|e| e["entry"]["reason"].as_str().map(str::to_owned))
-            .collect();
-        if wanted.iter().all(|w| reasons.iter().any(|r| r == w)) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{reasons:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-
+    wait_for_reasons(&ward, &patient, "dr-other", &reads).await;
     // The patient's own consent requests are in it too, the one that changed nothing included.
-    let wanted = [
+    let consents = [
         "shared with dr-other",
         "already shared with dr-other",
         "stopped sharing with dr-other",
     ];
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let log = ward
-            .get(&format!("/api/v1/patients/{P1}/access-log"), &patient)
-            .await
-            .json();
-        let reasons: Vec<String> = log["entries"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|e| e["entry"]["actor"] == json!({"type": "user", "id": "pat-one"}))
-            .filter_map(|e| e["entry"]["reason"].as_str().map(str::to_owned))
-            .collect();
-        if wanted.iter().all(|w| reasons.iter().any(|r| r == w)) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{reasons:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_for_reasons(&ward, &patient, "pat-one", &consents).await;
 
     // The security officer is alerted, without clinical detail.
     let alert = wait_for_alert(&ward, &secoff, "break_glass", |a| a["patient"] == P1).await;
@@ -762,6 +724,30 @@ async fn consent_and_break_glass_open_the_record_and_are_audited() {
         .unwrap();
     assert_eq!(ended, 1);
     assert_outcome(&ward.get(&record, &clinician).await, 403);
+}
+
+/// Polls `P1`'s access log, as its patient (`token`), until entries by `actor` give every one
+/// of `wanted` as their reason (entries are written asynchronously).
+async fn wait_for_reasons(ward: &Ward, token: &str, actor: &str, wanted: &[&str]) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let log = ward
+            .get(&format!("/api/v1/patients/{P1}/access-log"), token)
+            .await
+            .json();
+        let reasons: Vec<String> = log["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["entry"]["actor"] == json!({"type": "user", "id": actor}))
+            .filter_map(|e| e["entry"]["reason"].as_str().map(str::to_owned))
+            .collect();
+        if wanted.iter().all(|w| reasons.iter().any(|r| r == w)) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{reasons:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 #[tokio::test]
