@@ -694,6 +694,7 @@ async fn consent_and_break_glass_open_the_record_and_are_audited() {
         "shared with dr-other",
         "already shared with dr-other",
         "stopped sharing with dr-other",
+        "was not shared with dr-other",
     ];
     wait_for_reasons(&ward, &patient, "pat-one", &consents).await;
 

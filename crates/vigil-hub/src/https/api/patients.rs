@@ -55,12 +55,23 @@ fn audit(
     patient: &PatientId,
     reason: &str,
 ) {
+    audit_outcome(access, principal, action, patient, Outcome::Success, reason);
+}
+
+fn audit_outcome(
+    access: &Access,
+    principal: &Principal,
+    action: Action,
+    patient: &PatientId,
+    outcome: Outcome,
+    reason: &str,
+) {
     access.auditor().record_later(entry(
         Actor::User(principal.user.clone()),
         action,
         ResourceKind::Patient,
         patient.as_str(),
-        Outcome::Success,
+        outcome,
         Some(reason),
     ));
 }
@@ -232,6 +243,14 @@ impl Link {
         }
     }
 
+    /// What the audit entry says when there was no such link to end.
+    fn absent(self, user: &UserId) -> String {
+        match self {
+            Link::CareTeam => format!("care team: {user} was not on it"),
+            Link::Consent => format!("was not shared with {user}"),
+        }
+    }
+
     fn ended(self, user: &UserId) -> String {
         match self {
             Link::CareTeam => format!("care team: removed {user}"),
@@ -313,6 +332,15 @@ async fn unlink(
     blocking(move || {
         check(&access, &principal, link.operation(), &patient)?;
         if !link.end(&access, &user, &patient)? {
+            let what = link.absent(&user);
+            audit_outcome(
+                &access,
+                &principal,
+                link.action(),
+                &patient,
+                Outcome::Failed,
+                &what,
+            );
             return Err(not_found(link.missing()));
         }
         let what = link.ended(&user);
