@@ -212,6 +212,19 @@ enum Link {
     Consent,
 }
 
+/// What a request did to a link.
+#[derive(Debug, Clone, Copy)]
+enum Change {
+    /// Made it.
+    Made,
+    /// Found it in place already.
+    Kept,
+    /// Ended it.
+    Ended,
+    /// Found none to end.
+    Absent,
+}
+
 impl Link {
     fn operation(self) -> Operation {
         match self {
@@ -227,34 +240,17 @@ impl Link {
         }
     }
 
-    /// What the audit entry says was done for `user`.
-    fn made(self, user: &UserId) -> String {
-        match self {
-            Link::CareTeam => format!("care team: added {user}"),
-            Link::Consent => format!("shared with {user}"),
-        }
-    }
-
-    /// What the audit entry says when the link was in place already.
-    fn kept(self, user: &UserId) -> String {
-        match self {
-            Link::CareTeam => format!("care team: already has {user}"),
-            Link::Consent => format!("already shared with {user}"),
-        }
-    }
-
-    /// What the audit entry says when there was no such link to end.
-    fn absent(self, user: &UserId) -> String {
-        match self {
-            Link::CareTeam => format!("care team: {user} was not on it"),
-            Link::Consent => format!("was not shared with {user}"),
-        }
-    }
-
-    fn ended(self, user: &UserId) -> String {
-        match self {
-            Link::CareTeam => format!("care team: removed {user}"),
-            Link::Consent => format!("stopped sharing with {user}"),
+    /// What the audit entry says of `change` for `user`.
+    fn reason(self, change: Change, user: &UserId) -> String {
+        match (self, change) {
+            (Link::CareTeam, Change::Made) => format!("care team: added {user}"),
+            (Link::CareTeam, Change::Kept) => format!("care team: already has {user}"),
+            (Link::CareTeam, Change::Ended) => format!("care team: removed {user}"),
+            (Link::CareTeam, Change::Absent) => format!("care team: {user} was not on it"),
+            (Link::Consent, Change::Made) => format!("shared with {user}"),
+            (Link::Consent, Change::Kept) => format!("already shared with {user}"),
+            (Link::Consent, Change::Ended) => format!("stopped sharing with {user}"),
+            (Link::Consent, Change::Absent) => format!("was not shared with {user}"),
         }
     }
 
@@ -304,11 +300,7 @@ async fn link(
         require_clinician(&access, &user)?;
         // Audited either way: a request to give access is a write, even when it changes nothing.
         let made = link.make(&access, &user, &patient)?;
-        let what = if made {
-            link.made(&user)
-        } else {
-            link.kept(&user)
-        };
+        let what = link.reason(if made { Change::Made } else { Change::Kept }, &user);
         audit(&access, &principal, link.action(), &patient, &what);
         Ok(if made {
             StatusCode::CREATED
@@ -332,7 +324,7 @@ async fn unlink(
     blocking(move || {
         check(&access, &principal, link.operation(), &patient)?;
         if !link.end(&access, &user, &patient)? {
-            let what = link.absent(&user);
+            let what = link.reason(Change::Absent, &user);
             audit_outcome(
                 &access,
                 &principal,
@@ -343,7 +335,7 @@ async fn unlink(
             );
             return Err(not_found(link.missing()));
         }
-        let what = link.ended(&user);
+        let what = link.reason(Change::Ended, &user);
         audit(&access, &principal, link.action(), &patient, &what);
         Ok(StatusCode::NO_CONTENT)
     })
