@@ -94,6 +94,19 @@ impl Browser {
         }
     }
 
+    /// `GET {path}` of the hub's API as the holder of `token`, answered in JSON.
+    async fn get_json(&self, path: &str, token: &str) -> serde_json::Value {
+        self.http
+            .get(format!("{}{path}", self.hub))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// `GET /api/v1/oidc/login`: the provider's authorization URL.
     async fn begin(&mut self) -> String {
         let response = self
@@ -305,16 +318,7 @@ async fn sign_in_through_a_real_openid_provider() {
     assert_eq!(session["role"], "clinician");
     assert_eq!(session["token_type"], "Bearer");
     let token = session["token"].as_str().unwrap();
-    let me: serde_json::Value = browser
-        .http
-        .get(format!("{hub}/api/v1/me"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me = browser.get_json("/api/v1/me", token).await;
     assert_eq!(me["user"], "alice");
     assert_eq!(me["role"], "clinician");
 
@@ -381,16 +385,13 @@ async fn sign_in_through_a_real_openid_provider() {
     ];
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        let entries: Vec<serde_json::Value> = browser
-            .http
-            .get(format!("{hub}/api/v1/audit/entries?limit=1000"))
-            .bearer_auth(session["token"].as_str().unwrap())
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let entries = browser
+            .get_json(
+                "/api/v1/audit/entries?limit=1000",
+                session["token"].as_str().unwrap(),
+            )
+            .await;
+        let entries = entries.as_array().unwrap();
         let logins: Vec<(String, String, String)> = entries
             .iter()
             .map(|e| &e["entry"])
