@@ -161,7 +161,14 @@ const SPECS: &[DeviceClassSpec] = &[
         class: DeviceClass::InsulinPump,
         key: "insulin_pump",
         name: "Insulin pump",
-        reports: &[Q::InsulinBasalRate, Q::InsulinBolus, Q::BatteryLevel],
+        // A closed-loop pump also reports the sensor glucose it doses on, which it receives
+        // from the patient's CGM over its own radio: the hub compares the two paths.
+        reports: &[
+            Q::InsulinBasalRate,
+            Q::InsulinBolus,
+            Q::GlucoseInterstitial,
+            Q::BatteryLevel,
+        ],
         commands: &[
             C::SetBasalRate,
             C::DeliverBolus,

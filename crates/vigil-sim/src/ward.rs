@@ -135,7 +135,39 @@ pub struct Ward {
     time: f64,
     patients: Vec<Physiology>,
     devices: Vec<VirtualDevice>,
+    /// For each device, the device of the same patient that relays its readings, if any: an
+    /// insulin pump relays its patient's CGM glucose ([`RELAYED`]).
+    relays: Vec<Option<usize>>,
     ground_truth: Vec<GroundTruth>,
+}
+
+/// What is relayed: a quantity, the class that measures it, and the class of the patient's
+/// device that receives the same reading over its own radio and reports it too. Closed-loop
+/// insulin pumps (Tandem t:slim X2 with Control-IQ, Medtronic MiniMed 780G, Omnipod 5) receive
+/// each CGM reading directly from the sensor, dose on it, and upload it with their own history;
+/// the CGM's reading also reaches the hub on the CGM's own path. The pump reports it at once,
+/// as it reports any therapy change at once.
+pub const RELAYED: &[(Quantity, DeviceClass, DeviceClass)] = &[(
+    Quantity::GlucoseInterstitial,
+    DeviceClass::ContinuousGlucoseMonitor,
+    DeviceClass::InsulinPump,
+)];
+
+/// For each device, the device of its patient that relays its readings ([`RELAYED`]): the first
+/// of the relaying class.
+fn relays_of(devices: &[VirtualDevice]) -> Vec<Option<usize>> {
+    devices
+        .iter()
+        .map(|device| {
+            let relaying = RELAYED
+                .iter()
+                .find(|(_, source, _)| *source == device.class())
+                .map(|(_, _, relaying)| *relaying)?;
+            devices
+                .iter()
+                .position(|d| d.patient() == device.patient() && d.class() == relaying)
+        })
+        .collect()
 }
 
 fn clinical_devices(profile: &PatientProfile, rng: &mut SimRng) -> Vec<DeviceClass> {
@@ -240,11 +272,13 @@ impl Ward {
                 devices.push(device);
             }
         }
+        let relays = relays_of(&devices);
         Ok(Self {
             seed,
             time: 0.0,
             patients,
             devices,
+            relays,
             ground_truth: Vec::new(),
         })
     }
@@ -295,7 +329,8 @@ impl Ward {
         self.devices.get_mut(index)
     }
 
-    /// The readings device `index` has due now.
+    /// The readings device `index` has due now: its own measurements (the readings another
+    /// device relays come only through [`Ward::collect_due`]).
     pub fn due_readings(&mut self, index: usize) -> Vec<SimReading> {
         let mut out = Vec::new();
         if let Some(device) = self.devices.get_mut(index)
@@ -306,19 +341,40 @@ impl Ward {
         out
     }
 
-    /// Appends every device's due readings to `out`, device by device.
+    /// Appends every device's due readings to `out`, device by device, with the readings each
+    /// relays from another device of its patient ([`RELAYED`]) among its own.
     pub fn collect_due(&mut self, out: &mut Vec<DeviceReading>) {
+        let start = out.len();
         let mut buffer = Vec::new();
+        let mut relayed = false;
         for (index, device) in self.devices.iter_mut().enumerate() {
             let Some(patient) = self.patients.get(device.patient()) else {
                 continue;
             };
             buffer.clear();
             device.due_readings_into(self.time, patient, &mut buffer);
-            out.extend(buffer.iter().map(|&reading| DeviceReading {
-                device: index,
-                reading,
-            }));
+            let relay = self.relays.get(index).copied().flatten();
+            for &reading in &buffer {
+                out.push(DeviceReading {
+                    device: index,
+                    reading,
+                });
+                if let Some(relay) = relay
+                    && RELAYED.iter().any(|(q, ..)| *q == reading.quantity)
+                {
+                    out.push(DeviceReading {
+                        device: relay,
+                        reading,
+                    });
+                    relayed = true;
+                }
+            }
+        }
+        if relayed {
+            // Stable: every device's readings together, each device's in the order they came.
+            if let Some(new) = out.get_mut(start..) {
+                new.sort_by_key(|r| r.device);
+            }
         }
     }
 
@@ -438,6 +494,54 @@ mod tests {
                 ward.devices().iter().any(|d| d.class() == *class),
                 "no {class} on a 200-bed ward"
             );
+        }
+    }
+
+    #[test]
+    fn a_pump_relays_each_of_its_patients_cgm_readings_and_no_one_elses() {
+        use DeviceClass as D;
+        let mut ward = Ward::new(
+            5,
+            WardConfig {
+                patients: 3,
+                // Patient 0: CGM and pump; patient 1: a CGM alone; patient 2: a pump alone.
+                devices: DeviceMix::PerPatient(vec![
+                    vec![D::ContinuousGlucoseMonitor, D::InsulinPump],
+                    vec![D::ContinuousGlucoseMonitor],
+                    vec![D::InsulinPump],
+                ]),
+                ..WardConfig::default()
+            },
+        )
+        .unwrap();
+        let out = run(&mut ward, 3 * 3600);
+        let glucose = |device: usize| -> Vec<SimReading> {
+            readings_of(&out, device..device + 1)
+                .into_iter()
+                .filter(|r| r.quantity == Quantity::GlucoseInterstitial)
+                .collect()
+        };
+        // Devices 0 and 1 are patient 0's, 2 patient 1's CGM, 3 patient 2's pump.
+        assert_eq!(glucose(0).len(), 36);
+        assert_eq!(
+            glucose(1),
+            glucose(0),
+            "the copy is the reading, time and unit"
+        );
+        assert_eq!(glucose(2).len(), 36);
+        assert!(glucose(3).is_empty(), "a pump with no CGM relays nothing");
+        // Each device's readings stay together in one poll (a driver sends them as one pack).
+        let mut poll = Vec::new();
+        let mut devices_in_order = Vec::new();
+        for _ in 0..600 {
+            ward.advance(1.0);
+            poll.clear();
+            ward.collect_due(&mut poll);
+            devices_in_order.clear();
+            devices_in_order.extend(poll.iter().map(|r| r.device));
+            let mut sorted = devices_in_order.clone();
+            sorted.sort_unstable();
+            assert_eq!(devices_in_order, sorted);
         }
     }
 

@@ -2,7 +2,7 @@
 //! other, and exactly repeated sequences. (A value outside the limits of the possible is stored
 //! flagged by ingest and alerted by the [`limits`](super::limits) detector.)
 //!
-//! Three detections, each in its own module, see every plausible reading of every stored pack:
+//! Four detections, each in its own module, see every plausible reading of every stored pack:
 //!
 //! - [`change`]: a device's reading that moved from its previous one faster than the
 //!   quantity can change ([`vigil_model::quantity::Limits::max_change_per_minute`]):
@@ -10,12 +10,15 @@
 //! - [`cross_signal`]: two devices of one patient measuring the same physiology that disagree,
 //!   beyond what measurement error and physiology allow, for a sustained time:
 //!   [`AlertKind::CrossSignalMismatch`](vigil_model::AlertKind::CrossSignalMismatch).
+//! - [`relay`]: one measurement that reaches the hub by two paths (a CGM's reading, and the
+//!   copy its patient's insulin pump relays) arriving different:
+//!   [`AlertKind::CrossSignalMismatch`](vigil_model::AlertKind::CrossSignalMismatch).
 //! - [`repeats`]: a device's recent readings repeating, value for value, a varying run it
 //!   sent minutes before (a replayed recording or an injected loop):
 //!   [`AlertKind::RepeatedValues`](vigil_model::AlertKind::RepeatedValues).
 //!
 //! Readings outside the absolute limits (`Quantity::check_range`) raise `ImplausibleValue`
-//! through the limits detector; they take part in none of the three, so that one forged
+//! through the limits detector; they take part in none of the four, so that one forged
 //! impossible value does not also poison the comparisons of the plausible ones around it.
 //!
 //! State is per device and per patient, small and bounded (see each module), and a device's or
@@ -25,14 +28,16 @@
 
 pub mod change;
 pub mod cross_signal;
+pub mod relay;
 pub mod repeats;
 
-use vigil_model::{Alert, DeviceId, PatientId, Quantity, Timestamp};
+use vigil_model::{Alert, DeviceClass, DeviceId, PatientId, Quantity, Timestamp};
 
 use crate::{Detector, Event};
 
 use change::ImpossibleChange;
 use cross_signal::CrossSignal;
+use relay::Relayed;
 use repeats::RepeatedSequence;
 
 /// State of a device (or a patient) not seen for this long, by event time, is forgotten: 10
@@ -51,6 +56,8 @@ struct Observed<'a> {
     /// When the hub received the pack: the time of any alert, and of forgetting.
     at: Timestamp,
     device: &'a DeviceId,
+    /// The device's registered class.
+    class: DeviceClass,
     patient: &'a PatientId,
     quantity: Quantity,
     /// The value, canonical unit (PHI: never formatted, only compared).
@@ -59,11 +66,13 @@ struct Observed<'a> {
     time_ms: i64,
 }
 
-/// The plausibility detector: impossible changes, cross-signal mismatches, repeated sequences.
+/// The plausibility detector: impossible changes, cross-signal mismatches, relayed readings
+/// that differ, repeated sequences.
 #[derive(Default)]
 pub struct Plausibility {
     change: ImpossibleChange,
     cross_signal: CrossSignal,
+    relayed: Relayed,
     repeats: RepeatedSequence,
     /// The latest event time seen, Unix milliseconds.
     latest_ms: i64,
@@ -77,6 +86,7 @@ impl std::fmt::Debug for Plausibility {
         f.debug_struct("Plausibility")
             .field("change_devices", &self.change.devices())
             .field("cross_signal_patients", &self.cross_signal.patients())
+            .field("relay_patients", &self.relayed.patients())
             .field("repeat_devices", &self.repeats.devices())
             .finish_non_exhaustive()
     }
@@ -94,6 +104,7 @@ impl Plausibility {
         let cutoff_ms = self.latest_ms - FORGET_AFTER_MS;
         self.change.forget_before(cutoff_ms);
         self.cross_signal.forget_before(cutoff_ms);
+        self.relayed.forget_before(cutoff_ms);
         self.repeats.forget_before(cutoff_ms);
     }
 }
@@ -107,6 +118,7 @@ impl Detector for Plausibility {
         let Event::Stored {
             at,
             device,
+            class,
             patient,
             readings,
             ..
@@ -124,6 +136,7 @@ impl Detector for Plausibility {
             let observed = Observed {
                 at: *at,
                 device,
+                class: *class,
                 patient,
                 quantity: reading.quantity,
                 value,
@@ -131,6 +144,7 @@ impl Detector for Plausibility {
             };
             self.change.observe(&observed, alerts);
             self.cross_signal.observe(&observed, alerts);
+            self.relayed.observe(&observed, alerts);
             self.repeats.observe(&observed, alerts);
         }
         self.forget_idle(at.unix_millis());
