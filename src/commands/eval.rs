@@ -9,7 +9,9 @@
 //!
 //! An alert matches an attack when its kind is one that attack should raise ([`expected`]),
 //! it names the attacked device or patient, and it was raised between the attack's start and
-//! `--grace` seconds after its end.
+//! `--grace` seconds after its end, or, for an attack that alters readings, after its device's
+//! first true reading since the end (the ground truth's `restored`: the change back from the
+//! forged values is the attack's too, and a CGM's comes up to 5 minutes after the end).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -59,6 +61,9 @@ pub(crate) struct Window {
     /// For an attack that alters readings, when its first forged reading was sent: latency
     /// counts from there (before it nothing forged exists to detect).
     pub(crate) first_forged: Option<i64>,
+    /// For an attack that alters readings, when its device's first true reading after the end
+    /// was sent: alerts on the change back are the attack's until then.
+    pub(crate) restored: Option<i64>,
 }
 
 /// A run's ground truth.
@@ -123,6 +128,7 @@ pub(crate) fn parse_truth(text: &str) -> anyhow::Result<Truth> {
                 end: time_of(&record["end_time"])
                     .with_context(|| format!("ground truth line {}: no end_time", index + 1))?,
                 first_forged: None,
+                restored: None,
             })
         };
         match record["kind"].as_str() {
@@ -144,7 +150,8 @@ pub(crate) fn parse_truth(text: &str) -> anyhow::Result<Truth> {
             Some("run_end") => truth.end = time_of(&record["end_time"]).unwrap_or(0),
             Some("attack") => truth.attacks.push(window(text_of("attack"))?),
             Some("clinical_event") => truth.clinical.push(window(text_of("event"))?),
-            Some("first_forged") => forged.push((
+            Some(kind @ ("first_forged" | "restored")) => forged.push((
+                kind == "restored",
                 text_of("attack"),
                 text_of("device"),
                 time_of(&record["start_time"]),
@@ -154,12 +161,16 @@ pub(crate) fn parse_truth(text: &str) -> anyhow::Result<Truth> {
             _ => {}
         }
     }
-    // Each first forged reading to its attack: same kind, device and start.
-    for (what, device, start, at) in forged {
+    // Each first forged (or first true again) reading to its attack: same kind, device, start.
+    for (restored, what, device, start, at) in forged {
         if let Some(attack) = truth.attacks.iter_mut().find(|a| {
             what.as_deref() == Some(a.what.as_str()) && a.device == device && start == Some(a.start)
         }) {
-            attack.first_forged = Some(at);
+            if restored {
+                attack.restored = Some(at);
+            } else {
+                attack.first_forged = Some(at);
+            }
         }
     }
     anyhow::ensure!(
@@ -175,7 +186,8 @@ fn names(window: &Window, alert: &SeenAlert) -> bool {
 }
 
 fn during(window: &Window, alert: &SeenAlert, grace_ms: i64) -> bool {
-    alert.time >= window.start && alert.time <= window.end + grace_ms
+    let end = window.end.max(window.restored.unwrap_or(window.end));
+    alert.time >= window.start && alert.time <= end + grace_ms
 }
 
 fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
@@ -451,6 +463,37 @@ mod tests {
             ("fake_hypoglycaemia", 1)
         );
         assert_eq!(row.latency_p50_s, Some(1.0));
+    }
+
+    #[test]
+    fn an_alert_on_the_change_back_after_an_alteration_is_the_attacks() {
+        // The attack ended at 08:11; the CGM's first true reading came at 08:14 and the jump
+        // back from the forged low alerted a second later: the attack's, not a false alert.
+        let truth = format!(
+            "{}\n{}\n{}\n{}\n{}",
+            TRUTH
+                .lines()
+                .next()
+                .unwrap()
+                .replace("\"oxi-1\"]", "\"oxi-1\",\"cgm-1\"]"),
+            r#"{"kind":"attack","attack":"fake_hypoglycaemia","patient":0,"patient_id":"p-0","device":"cgm-1","start":60,"end":660,"start_time":"2026-11-29T08:01:00Z","end_time":"2026-11-29T08:11:00Z"}"#,
+            r#"{"kind":"first_forged","attack":"fake_hypoglycaemia","device":"cgm-1","start_time":"2026-11-29T08:01:00Z","at":300,"time":"2026-11-29T08:05:00Z"}"#,
+            r#"{"kind":"restored","attack":"fake_hypoglycaemia","device":"cgm-1","start_time":"2026-11-29T08:01:00Z","at":840,"time":"2026-11-29T08:14:00Z"}"#,
+            TRUTH.lines().last().unwrap(),
+        );
+        let parsed = parse_truth(&truth).unwrap();
+        assert_eq!(parsed.attacks[0].restored, Some(at(840)));
+        let change_back = alert(841, AlertKind::ImpossibleChange, Some("cgm-1"), None);
+        let report = score(&parsed, std::slice::from_ref(&change_back), 10_000);
+        assert_eq!(report.false_alerts, 0);
+        // Without the restored line, the same alert is false (it came after end + grace).
+        let without: String = truth
+            .lines()
+            .filter(|l| !l.contains("\"restored\""))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let report = score(&parse_truth(&without).unwrap(), &[change_back], 10_000);
+        assert_eq!(report.false_alerts, 1);
     }
 
     #[test]

@@ -190,6 +190,7 @@ pub async fn run(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut started = vec![false; plan.len()];
     let mut forged_yet = vec![false; plan.len()];
+    let mut restored_yet = vec![false; plan.len()];
     let mut seen_truth = 0;
     let mut due: Vec<DeviceReading> = Vec::new();
     let mut altered: u64 = 0;
@@ -247,7 +248,20 @@ pub async fn run(
             while index < due.len() && due[index].device == device {
                 let mut reading = due[index].reading;
                 for (n, attack) in plan.iter().enumerate() {
-                    if attack.device != device || !attack.active(now) {
+                    if attack.device != device {
+                        continue;
+                    }
+                    if !attack.active(now) {
+                        let after = now >= attack.end()
+                            && forged_yet.get(n) == Some(&true)
+                            && attack
+                                .alter(reading.quantity, reading.canonical_value(), 0)
+                                .is_some();
+                        if let Some(done) = restored_yet.get_mut(n).filter(|done| after && !**done)
+                        {
+                            *done = true;
+                            truth.restored(attack, &config.tickets[device], now, &shared)?;
+                        }
                         continue;
                     }
                     if let Some(forged) = forged(attack, &reading, altered) {

@@ -7,6 +7,7 @@
 //! {"kind":"clinical_event","event":"desaturation","patient":1,"patient_id":"patient-001",…}
 //! {"kind":"attack","attack":"flood","patient":1,"patient_id":"patient-001","device":"monitor-003",…}
 //! {"kind":"first_forged","attack":"fake_hypoglycaemia","device":"cgm-004","start_time":…,"at":…,"time":…}
+//! {"kind":"restored","attack":"fake_hypoglycaemia","device":"cgm-004","start_time":…,"at":…,"time":…}
 //! {"kind":"run_end","end":300.0,"end_time":…}
 //! ```
 
@@ -68,10 +69,10 @@ struct AttackRecord<'a> {
     end_time: String,
 }
 
-/// The first forged reading of an alteration attack, as written down; the attack is the one of
-/// this device and kind that started at `start_time`.
+/// The first forged reading of an alteration attack, or the first true one after it, as written
+/// down; the attack is the one of this device and kind that started at `start_time`.
 #[derive(Debug, Serialize)]
-struct ForgedRecord<'a> {
+struct ReadingRecord<'a> {
     kind: &'static str,
     attack: AttackKind,
     device: &'a str,
@@ -167,8 +168,32 @@ impl TruthLog {
         now: f64,
         shared: &Shared,
     ) -> std::io::Result<()> {
-        let record = ForgedRecord {
-            kind: "first_forged",
+        self.reading("first_forged", attack, ticket, now, shared)
+    }
+
+    /// The first true reading of an alteration attack's device after the attack ended, sent at
+    /// simulated time `now`: the change back from the forged values is the attack's doing too
+    /// (a CGM's comes up to 5 minutes after the end).
+    pub(super) fn restored(
+        &mut self,
+        attack: &PlannedAttack,
+        ticket: &Ticket,
+        now: f64,
+        shared: &Shared,
+    ) -> std::io::Result<()> {
+        self.reading("restored", attack, ticket, now, shared)
+    }
+
+    fn reading(
+        &mut self,
+        kind: &'static str,
+        attack: &PlannedAttack,
+        ticket: &Ticket,
+        now: f64,
+        shared: &Shared,
+    ) -> std::io::Result<()> {
+        let record = ReadingRecord {
+            kind,
             attack: attack.step.attack,
             device: ticket.device.as_str(),
             start_time: rfc3339(shared.at(attack.start())),
