@@ -9,6 +9,7 @@
 //! alone; a database failure fails the whole batch, which is rolled back.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::time::{Duration, Instant};
 
@@ -17,9 +18,10 @@ use vigil_model::{DeviceId, PatientId, Timestamp};
 
 use super::audit_log::{append_leaf, batch_leaf};
 use super::clinical::row_hash;
+use super::wal::LogRestart;
 use crate::{Completion, Receipt, StoreError};
 
-/// How the committer batches.
+/// How the committer batches, and how the write-ahead log is kept (`sqlite/wal.rs`).
 #[derive(Debug, Clone, Copy)]
 pub struct CommitSettings {
     /// Longest a batch waits for more work after its first submission. Zero by default: a
@@ -33,6 +35,10 @@ pub struct CommitSettings {
     /// Submissions waiting for the committer, at most; beyond, `submit` refuses with
     /// [`StoreError::Overloaded`] so that ingest can slow its senders.
     pub queue: usize,
+    /// How often the log is copied into the database (5 s, measured: `sqlite/wal.rs`).
+    pub checkpoint_interval: Duration,
+    /// A log past this many bytes is restarted after its checkpoint (256 MiB).
+    pub log_restart_bytes: i64,
 }
 
 impl Default for CommitSettings {
@@ -41,6 +47,8 @@ impl Default for CommitSettings {
             max_wait: Duration::ZERO,
             max_rows: 20_000,
             queue: 4096,
+            checkpoint_interval: super::wal::INTERVAL,
+            log_restart_bytes: super::wal::LOG_RESTART_BYTES,
         }
     }
 }
@@ -68,14 +76,17 @@ pub(crate) struct Committer {
 }
 
 impl Committer {
+    /// Starts the committer thread; between batches it lets the log restart when `restart`
+    /// asks.
     pub(crate) fn start(
         connection: Connection,
         settings: CommitSettings,
+        restart: Arc<LogRestart>,
     ) -> Result<Committer, StoreError> {
         let (queue, jobs) = sync_channel::<Job>(settings.queue);
         std::thread::Builder::new()
             .name("vigil-committer".into())
-            .spawn(move || run(connection, &jobs, settings))
+            .spawn(move || run(connection, &jobs, settings, &restart))
             .map_err(|source| StoreError::File {
                 path: "committer thread".into(),
                 source,
@@ -106,7 +117,12 @@ impl Committer {
     }
 }
 
-fn run(mut connection: Connection, jobs: &Receiver<Job>, settings: CommitSettings) {
+fn run(
+    mut connection: Connection,
+    jobs: &Receiver<Job>,
+    settings: CommitSettings,
+    restart: &LogRestart,
+) {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         let mut rows = batch[0].rows.len();
@@ -134,6 +150,7 @@ fn run(mut connection: Connection, jobs: &Receiver<Job>, settings: CommitSetting
         for (job, result) in batch.into_iter().zip(results) {
             (job.done)(result);
         }
+        restart.catch_up(&connection);
     }
 }
 

@@ -97,8 +97,14 @@ impl SqliteStore {
         // hot pages (64 MiB; SQLite's default is 2 MiB).
         writer.pragma_update(None, "cache_size", -65_536)?;
         wal::leave_checkpoints_to_the_checkpointer(&writer)?;
-        let committer = Committer::start(writer, settings)?;
-        let checkpointer = wal::Checkpointer::start(&path)?;
+        let restart = Arc::new(wal::LogRestart::default());
+        let committer = Committer::start(writer, settings, Arc::clone(&restart))?;
+        let checkpointer = wal::Checkpointer::start(
+            &path,
+            settings.checkpoint_interval,
+            settings.log_restart_bytes,
+            restart,
+        )?;
         Ok(SqliteStore {
             connection: Mutex::new(connection),
             sealer,
