@@ -11,6 +11,7 @@
 //! the committer's fsync for the disk, so checkpointing 4 times a second put a stall in every
 //! second's tail (ingest p99 79 ms at 50,000 observations/s), and a checkpoint every 10 s moved so
 //! much at once that each stalled commits for 100–300 ms; every 5 s kept p99 around 16–26 ms.
+//! (Those measurements were made while the log never restarted; see below.)
 //!
 //! A checkpoint alone does not keep the log small: SQLite starts writing the log from its
 //! beginning again only when a write transaction begins with every frame already copied, and
