@@ -307,3 +307,64 @@ fn a_database_of_an_older_schema_is_brought_up_to_date() {
         .unwrap();
     assert_eq!(tables, 2);
 }
+
+#[test]
+fn version_5_keeps_every_observation_its_id_and_its_uniqueness() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(DATABASE_FILE);
+    let connection = Connection::open(&path).unwrap();
+    for script in &MIGRATIONS[..4] {
+        connection.execute_batch(script).unwrap();
+    }
+    connection.pragma_update(None, "user_version", 4).unwrap();
+    let insert = "INSERT OR IGNORE INTO observations \
+        (id, patient_id, device_id, quantity, time, sequence, flags, value, batch) \
+        VALUES (?1, 'p-1', 'oxi-1', 150456, ?2, ?3, 0, x'00', 0)";
+    for n in 1..=3_i64 {
+        connection
+            .execute(insert, rusqlite::params![n * 10, 1_000 + n, n])
+            .unwrap();
+    }
+    drop(connection);
+    let store = SqliteStore::open(dir.path(), keys(dir.path())).unwrap();
+    let connection = store.connection();
+    let rows: Vec<(i64, i64, i64)> = connection
+        .prepare("SELECT id, time, sequence FROM observations ORDER BY id")
+        .unwrap()
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(rows, [(10, 1_001, 1), (20, 1_002, 2), (30, 1_003, 3)]);
+    // The same reading again is stored once; another sequence number is another reading.
+    assert_eq!(
+        connection
+            .execute(insert, rusqlite::params![40, 1_001, 1])
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        connection
+            .execute(insert, rusqlite::params![40, 1_001, 9])
+            .unwrap(),
+        1
+    );
+    // The uniqueness is checked with time first, and a patient's readings are still indexed.
+    let first: String = connection
+        .query_row(
+            "SELECT name FROM pragma_index_info((SELECT name FROM pragma_index_list('observations') \
+             WHERE origin = 'u')) WHERE seqno = 0",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(first, "time");
+    let by_patient: i64 = connection
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE name = 'observations_by_patient'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(by_patient, 1);
+}
