@@ -437,11 +437,10 @@ mod tests {
         assert!((report.patient_days - 2.0 / 24.0).abs() < 1e-9);
     }
 
-    #[test]
-    fn latency_of_an_alteration_counts_from_its_first_forged_reading() {
-        // The CGM's first reading after the attack began came 4 minutes later; the alert 1 s
-        // after it. A forged record of another device, or another start, changes nothing.
-        let truth = format!(
+    /// [`TRUTH`] with a CGM, a fake hypoglycaemia on it from 08:01 to 08:11 whose first forged
+    /// reading was sent at 08:05, and `more` (one more record) before the run's end.
+    fn cgm_attack_truth(more: &str) -> String {
+        format!(
             "{}\n{}\n{}\n{}\n{}",
             TRUTH
                 .lines()
@@ -450,8 +449,17 @@ mod tests {
                 .replace("\"oxi-1\"]", "\"oxi-1\",\"cgm-1\"]"),
             r#"{"kind":"attack","attack":"fake_hypoglycaemia","patient":0,"patient_id":"p-0","device":"cgm-1","start":60,"end":660,"start_time":"2026-11-29T08:01:00Z","end_time":"2026-11-29T08:11:00Z"}"#,
             r#"{"kind":"first_forged","attack":"fake_hypoglycaemia","device":"cgm-1","start_time":"2026-11-29T08:01:00Z","at":300,"time":"2026-11-29T08:05:00Z"}"#,
-            r#"{"kind":"first_forged","attack":"fake_hypoglycaemia","device":"cgm-9","start_time":"2026-11-29T08:01:00Z","at":62,"time":"2026-11-29T08:01:02Z"}"#,
+            more,
             TRUTH.lines().last().unwrap(),
+        )
+    }
+
+    #[test]
+    fn latency_of_an_alteration_counts_from_its_first_forged_reading() {
+        // The CGM's first reading after the attack began came 4 minutes later; the alert 1 s
+        // after it. A forged record of another device, or another start, changes nothing.
+        let truth = cgm_attack_truth(
+            r#"{"kind":"first_forged","attack":"fake_hypoglycaemia","device":"cgm-9","start_time":"2026-11-29T08:01:00Z","at":62,"time":"2026-11-29T08:01:02Z"}"#,
         );
         let truth = parse_truth(&truth).unwrap();
         assert_eq!(truth.attacks[0].first_forged, Some(at(300)));
@@ -469,17 +477,8 @@ mod tests {
     fn an_alert_on_the_change_back_after_an_alteration_is_the_attacks() {
         // The attack ended at 08:11; the CGM's first true reading came at 08:14 and the jump
         // back from the forged low alerted a second later: the attack's, not a false alert.
-        let truth = format!(
-            "{}\n{}\n{}\n{}\n{}",
-            TRUTH
-                .lines()
-                .next()
-                .unwrap()
-                .replace("\"oxi-1\"]", "\"oxi-1\",\"cgm-1\"]"),
-            r#"{"kind":"attack","attack":"fake_hypoglycaemia","patient":0,"patient_id":"p-0","device":"cgm-1","start":60,"end":660,"start_time":"2026-11-29T08:01:00Z","end_time":"2026-11-29T08:11:00Z"}"#,
-            r#"{"kind":"first_forged","attack":"fake_hypoglycaemia","device":"cgm-1","start_time":"2026-11-29T08:01:00Z","at":300,"time":"2026-11-29T08:05:00Z"}"#,
+        let truth = cgm_attack_truth(
             r#"{"kind":"restored","attack":"fake_hypoglycaemia","device":"cgm-1","start_time":"2026-11-29T08:01:00Z","at":840,"time":"2026-11-29T08:14:00Z"}"#,
-            TRUTH.lines().last().unwrap(),
         );
         let parsed = parse_truth(&truth).unwrap();
         assert_eq!(parsed.attacks[0].restored, Some(at(840)));
