@@ -218,6 +218,27 @@ const SPECS: &[DeviceClassSpec] = &[
     },
 ];
 
+/// A reading that one class of device measures and another receives from it over its own
+/// radio and reports too, so that the hub gets it by two paths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Relay {
+    /// What is measured.
+    pub quantity: Quantity,
+    /// The class of the device that measures it.
+    pub source: DeviceClass,
+    /// The class of the patient's device that receives it from the source and reports it.
+    pub relaying: DeviceClass,
+}
+
+/// The relays Vigil knows. Closed-loop insulin pumps (Tandem t:slim X2 with Control-IQ,
+/// Medtronic MiniMed 780G, Omnipod 5) receive each CGM reading directly from the sensor, dose on
+/// it, and report it with their own history, while the CGM's own path brings it too.
+pub const RELAYS: &[Relay] = &[Relay {
+    quantity: Q::GlucoseInterstitial,
+    source: DeviceClass::ContinuousGlucoseMonitor,
+    relaying: DeviceClass::InsulinPump,
+}];
+
 /// A device class name that Vigil does not know.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown device class; known classes: {known}")]
@@ -285,6 +306,15 @@ impl fmt::Display for DeviceClass {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn both_ends_of_every_relay_may_report_what_is_relayed() {
+        for relay in RELAYS {
+            assert!(relay.source.reports(relay.quantity), "{relay:?}");
+            assert!(relay.relaying.reports(relay.quantity), "{relay:?}");
+            assert_ne!(relay.source, relay.relaying);
+        }
+    }
 
     #[test]
     fn every_class_has_its_spec() {

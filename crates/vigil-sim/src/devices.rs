@@ -807,9 +807,9 @@ mod tests {
                 .iter()
                 .copied()
                 .filter(|q| {
-                    !crate::ward::RELAYED
+                    !vigil_model::device::RELAYS
                         .iter()
-                        .any(|(relayed, _, relaying)| relayed == q && *relaying == class)
+                        .any(|r| r.quantity == *q && r.relaying == class)
                 })
                 .collect();
             mine.sort();

@@ -6,7 +6,7 @@
 //! wherever it sends them. [`Ward::ground_truth`] lists the clinical events that have begun.
 //! Everything is fixed by the seed and the sequence of calls.
 
-use vigil_model::device::DeviceClass;
+use vigil_model::device::{DeviceClass, RELAYS};
 use vigil_model::{CommandKind, Quantity};
 
 use crate::devices::{DeviceError, SimReading, VirtualDevice};
@@ -135,37 +135,24 @@ pub struct Ward {
     time: f64,
     patients: Vec<Physiology>,
     devices: Vec<VirtualDevice>,
-    /// For each device, the device of the same patient that relays its readings, if any: an
-    /// insulin pump relays its patient's CGM glucose ([`RELAYED`]).
-    relays: Vec<Option<usize>>,
+    /// For each device, what of its readings a device of the same patient relays, and that
+    /// device: an insulin pump relays its patient's CGM glucose ([`RELAYS`]).
+    relays: Vec<Option<(Quantity, usize)>>,
     ground_truth: Vec<GroundTruth>,
 }
 
-/// What is relayed: a quantity, the class that measures it, and the class of the patient's
-/// device that receives the same reading over its own radio and reports it too. Closed-loop
-/// insulin pumps (Tandem t:slim X2 with Control-IQ, Medtronic MiniMed 780G, Omnipod 5) receive
-/// each CGM reading directly from the sensor, dose on it, and upload it with their own history;
-/// the CGM's reading also reaches the hub on the CGM's own path. The pump reports it at once,
-/// as it reports any therapy change at once.
-pub const RELAYED: &[(Quantity, DeviceClass, DeviceClass)] = &[(
-    Quantity::GlucoseInterstitial,
-    DeviceClass::ContinuousGlucoseMonitor,
-    DeviceClass::InsulinPump,
-)];
-
-/// For each device, the device of its patient that relays its readings ([`RELAYED`]): the first
-/// of the relaying class.
-fn relays_of(devices: &[VirtualDevice]) -> Vec<Option<usize>> {
+/// For each device, the quantity it measures that a device of its patient relays, and that
+/// device: the first of the relaying class ([`RELAYS`]). The relaying device reports the reading
+/// at once, as a pump reports any therapy change at once.
+fn relays_of(devices: &[VirtualDevice]) -> Vec<Option<(Quantity, usize)>> {
     devices
         .iter()
         .map(|device| {
-            let relaying = RELAYED
+            let relay = RELAYS.iter().find(|r| r.source == device.class())?;
+            let relaying = devices
                 .iter()
-                .find(|(_, source, _)| *source == device.class())
-                .map(|(_, _, relaying)| *relaying)?;
-            devices
-                .iter()
-                .position(|d| d.patient() == device.patient() && d.class() == relaying)
+                .position(|d| d.patient() == device.patient() && d.class() == relay.relaying)?;
+            Some((relay.quantity, relaying))
         })
         .collect()
 }
@@ -342,7 +329,7 @@ impl Ward {
     }
 
     /// Appends every device's due readings to `out`, device by device, with the readings each
-    /// relays from another device of its patient ([`RELAYED`]) among its own.
+    /// relays from another device of its patient ([`RELAYS`]) among its own.
     pub fn collect_due(&mut self, out: &mut Vec<DeviceReading>) {
         let start = out.len();
         let mut buffer = Vec::new();
@@ -359,8 +346,8 @@ impl Ward {
                     device: index,
                     reading,
                 });
-                if let Some(relay) = relay
-                    && RELAYED.iter().any(|(q, ..)| *q == reading.quantity)
+                if let Some((quantity, relay)) = relay
+                    && quantity == reading.quantity
                 {
                     out.push(DeviceReading {
                         device: relay,

@@ -31,6 +31,7 @@
 
 use std::collections::HashMap;
 
+use vigil_model::device::{RELAYS, Relay};
 use vigil_model::{
     Alert, AlertKind, DeviceClass, DeviceId, Evidence, PatientId, Phi, Quantity, Severity,
 };
@@ -47,42 +48,29 @@ pub const GLUCOSE_DIFFERENCE: f64 = 2.0;
 /// not compared (8 readings: 40 minutes of a 5-minute CGM, 8 of a 1-minute one).
 pub const KEEP_PER_DEVICE: usize = 8;
 
-/// A measurement one class of device makes and another relays.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Relay {
-    /// What is measured.
-    pub quantity: Quantity,
-    /// The class of the device that measures it.
-    pub source: DeviceClass,
-    /// The class of the device that receives it from the source and reports it too.
-    pub relaying: DeviceClass,
-    /// How far apart two copies may be, in the quantity's canonical unit.
-    pub tolerance: f64,
+/// How far apart two copies of `quantity` may be, in its canonical unit: for glucose
+/// [`GLUCOSE_DIFFERENCE`]; for a quantity relayed later, one step of its display resolution.
+fn tolerance(quantity: Quantity) -> f64 {
+    match quantity {
+        Quantity::GlucoseInterstitial => GLUCOSE_DIFFERENCE,
+        other => super::change::display_step(other),
+    }
 }
 
-/// The relays the hub compares.
-pub const RELAYS: &[Relay] = &[Relay {
-    quantity: Quantity::GlucoseInterstitial,
-    source: DeviceClass::ContinuousGlucoseMonitor,
-    relaying: DeviceClass::InsulinPump,
-    tolerance: GLUCOSE_DIFFERENCE,
-}];
-
-impl Relay {
-    /// The relay `reading` takes part in, and the class of its counterpart.
-    fn of(reading: &Observed<'_>) -> Option<(&'static Relay, DeviceClass)> {
-        RELAYS.iter().find_map(|relay| {
-            if relay.quantity != reading.quantity {
-                None
-            } else if reading.class == relay.source {
-                Some((relay, relay.relaying))
-            } else if reading.class == relay.relaying {
-                Some((relay, relay.source))
-            } else {
-                None
-            }
-        })
-    }
+/// The relay (`vigil_model::device::RELAYS`) `reading` takes part in, and the class of its
+/// counterpart.
+fn relay_of(reading: &Observed<'_>) -> Option<(&'static Relay, DeviceClass)> {
+    RELAYS.iter().find_map(|relay| {
+        if relay.quantity != reading.quantity {
+            None
+        } else if reading.class == relay.source {
+            Some((relay, relay.relaying))
+        } else if reading.class == relay.relaying {
+            Some((relay, relay.source))
+        } else {
+            None
+        }
+    })
 }
 
 /// One reading of a relayed quantity.
@@ -106,7 +94,7 @@ impl Relayed {
     /// Compares `reading` with its copy from the other path, if it is one of a relay's and the
     /// copy has arrived.
     pub(super) fn observe(&mut self, reading: &Observed<'_>, alerts: &mut Vec<Alert>) {
-        let Some((relay, counterpart)) = Relay::of(reading) else {
+        let Some((relay, counterpart)) = relay_of(reading) else {
             return;
         };
         let copies = self.patients.entry(reading.patient.clone()).or_default();
@@ -125,7 +113,7 @@ impl Relayed {
             .filter(|c| c.time_ms.abs_diff(reading.time_ms) <= MATCH_MS.unsigned_abs())
             .min_by_key(|c| c.time_ms.abs_diff(reading.time_ms));
         if let Some(other) = nearest
-            && (other.value - reading.value).abs() > relay.tolerance
+            && (other.value - reading.value).abs() > tolerance(relay.quantity)
         {
             alerts.push(alert(relay, reading, other));
         }
@@ -133,7 +121,7 @@ impl Relayed {
             && let Some(oldest) = copies
                 .iter()
                 .enumerate()
-                .filter(|(_, c)| c.device == *reading.device && c.quantity == relay.quantity)
+                .filter(|(_, c)| same_device(c))
                 .min_by_key(|(_, c)| c.time_ms)
                 .map(|(i, _)| i)
         {
