@@ -1,6 +1,8 @@
 //! Logging with `tracing`: readable lines by default, JSON lines on request, always to stderr so
 //! that a command's output on stdout stays clean for pipes.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 use vigil_config::{LogFormat, LogLevel};
 
@@ -18,6 +20,8 @@ pub(crate) fn init(args: &LogArgs, level: LogLevel, format: LogFormat) -> anyhow
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        // Colours only for a person at a terminal, not in a journal or a log file.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let result = match format {
         LogFormat::Human => builder.try_init(),

@@ -47,6 +47,15 @@ pub(crate) struct Served {
     pub(crate) https: String,
     /// The MQTT port.
     pub(crate) mqtt_port: u16,
+    /// Where the hub's standard error goes (appended across restarts on one data directory).
+    pub(crate) log: std::path::PathBuf,
+}
+
+impl Served {
+    /// What the hub has logged so far: for a failing test's message.
+    pub(crate) fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
 }
 
 impl Drop for Served {
@@ -60,13 +69,19 @@ impl Drop for Served {
 /// it listens.
 pub(crate) fn serve(dir: &Path, env: &[(&str, &str)]) -> Served {
     use std::io::{BufRead, BufReader};
+    let log = dir.join("hub.stderr");
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .unwrap();
     let mut child = vigil()
         .args(["serve", "--data-dir", dir.to_str().unwrap()])
         .env("VIGIL_HUB_HTTPS_LISTEN", "127.0.0.1:0")
         .env("VIGIL_HUB_MQTT_LISTEN", "127.0.0.1:0")
         .envs(env.iter().copied())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(log_file)
         .spawn()
         .unwrap();
     let mut line = String::new();
@@ -79,12 +94,16 @@ pub(crate) fn serve(dir: &Path, env: &[(&str, &str)]) -> Served {
             .find_map(|part| part.strip_prefix(key))
             .and_then(|address| address.rsplit(':').next())
             .and_then(|port| port.parse().ok())
-            .unwrap_or_else(|| panic!("no {key} in {line:?}"))
+            .unwrap_or_else(|| {
+                let log = std::fs::read_to_string(&log).unwrap_or_default();
+                panic!("no {key} in {line:?}; the hub's log:\n{log}")
+            })
     };
     Served {
         https: format!("https://localhost:{}", port("https=")),
         mqtt_port: port("mqtt="),
         child,
+        log,
     }
 }
 

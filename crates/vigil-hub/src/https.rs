@@ -2,11 +2,12 @@
 //!
 //! Each connection: a place under the connection limit (or it is closed at once), a TLS
 //! handshake within [`HANDSHAKE_TIMEOUT`] (slow clients are dropped), the peer's identity from
-//! its verified certificate, then HTTP/1.1 with a header timeout. Every request carries the
-//! connection's [`Peer`].
+//! its verified certificate, then HTTP/1.1 with the [`keep_alive`] timeouts (long between
+//! requests, short for a request head). Every request carries the connection's [`Peer`].
 
 pub mod api;
 pub mod fhir;
+pub mod keep_alive;
 pub mod problem;
 pub mod routes;
 
@@ -16,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use rustls::ServerConfig;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
@@ -31,8 +32,6 @@ use crate::listener::accept_loop;
 
 /// A TLS handshake must finish within this time.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Request headers must arrive within this time.
-pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Who is on the other end of a connection.
 #[derive(Debug, Clone)]
@@ -140,9 +139,11 @@ async fn serve_connection(
             request.extensions_mut().insert(address);
             app.clone().oneshot(request)
         });
+    let timeouts = keep_alive::Timeouts::default();
+    let (tls, timer) = keep_alive::watch(tls, timeouts);
     let result = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT)
+        .timer(timer)
+        .header_read_timeout(timeouts.head)
         .serve_connection(TokioIo::new(tls), service)
         .await;
     if let Err(error) = result {
