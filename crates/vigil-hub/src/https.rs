@@ -2,14 +2,15 @@
 //!
 //! Each connection: a place under the connection limit (or it is closed at once), a TLS
 //! handshake within [`HANDSHAKE_TIMEOUT`] (slow clients are dropped), the peer's identity from
-//! its verified certificate, then HTTP/1.1 with the [`keep_alive`] timeouts (long between
-//! requests, short for a request head). Every request carries the connection's [`Peer`].
+//! its verified certificate, then HTTP/1.1 held to the [`slow_clients`] timeouts (long between
+//! requests, short for a request head or body). Every request carries the connection's
+//! [`Peer`].
 
 pub mod api;
 pub mod fhir;
-pub mod keep_alive;
 pub mod problem;
 pub mod routes;
+pub mod slow_clients;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -17,11 +18,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use hyper_util::rt::TokioIo;
 use rustls::ServerConfig;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
-use tower::ServiceExt;
 use vigil_detect::{Event, Refusal};
 use vigil_model::{Action, Actor, DeviceId, Outcome, ResourceKind};
 use vigil_pki::IdentityError;
@@ -133,19 +132,11 @@ async fn serve_connection(
             }
         },
     };
-    let service =
-        hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
-            request.extensions_mut().insert(peer.clone());
-            request.extensions_mut().insert(address);
-            app.clone().oneshot(request)
-        });
-    let timeouts = keep_alive::Timeouts::default();
-    let (tls, timer) = keep_alive::watch(tls, timeouts);
-    let result = hyper::server::conn::http1::Builder::new()
-        .timer(timer)
-        .header_read_timeout(timeouts.head)
-        .serve_connection(TokioIo::new(tls), service)
-        .await;
+    let mut extensions = axum::http::Extensions::new();
+    extensions.insert(peer);
+    extensions.insert(address);
+    let result =
+        slow_clients::serve_http1(tls, slow_clients::Timeouts::default(), app, extensions).await;
     if let Err(error) = result {
         tracing::debug!(%address, %error, "connection ended with an error");
     }
