@@ -54,16 +54,27 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let acceptor = TlsAcceptor::from(tls);
-    accept_loop(listener, max_connections, shutdown, |tcp, address| {
-        serve_connection(
-            acceptor.clone(),
-            tcp,
-            address,
-            app.clone(),
-            auditor.clone(),
-            detection.clone(),
-        )
-    })
+    accept_loop(
+        listener,
+        max_connections,
+        shutdown,
+        |tcp, address, occupancy| {
+            let timeouts = if occupancy.is_crowded() {
+                slow_clients::Timeouts::crowded()
+            } else {
+                slow_clients::Timeouts::default()
+            };
+            serve_connection(
+                timeouts,
+                acceptor.clone(),
+                tcp,
+                address,
+                app.clone(),
+                auditor.clone(),
+                detection.clone(),
+            )
+        },
+    )
     .await;
 }
 
@@ -88,6 +99,7 @@ fn handshake_refusal(error: &std::io::Error) -> Option<Refusal> {
 }
 
 async fn serve_connection(
+    timeouts: slow_clients::Timeouts,
     acceptor: TlsAcceptor,
     tcp: tokio::net::TcpStream,
     address: SocketAddr,
@@ -135,8 +147,7 @@ async fn serve_connection(
     let mut extensions = axum::http::Extensions::new();
     extensions.insert(peer);
     extensions.insert(address);
-    let result =
-        slow_clients::serve_http1(tls, slow_clients::Timeouts::default(), app, extensions).await;
+    let result = slow_clients::serve_http1(tls, timeouts, app, extensions).await;
     if let Err(error) = result {
         tracing::debug!(%address, %error, "connection ended with an error");
     }

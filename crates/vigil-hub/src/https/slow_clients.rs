@@ -14,6 +14,9 @@
 //!   bounds its size, not its pace; a sign-in with `Content-Length: 10000` and a byte a second
 //!   held its connection for hours. Each body must have arrived this long after its head, or
 //!   the request is answered 408 and the connection closed.
+//! - **When crowded** ([`Timeouts::crowded`]): the long idle wait makes a place cheap to hold,
+//!   so a connection that arrives while the listener is more than half full gets 10 seconds
+//!   for everything.
 
 use std::convert::Infallible;
 use std::error::Error as StdError;
@@ -56,6 +59,20 @@ impl Default for Timeouts {
             idle: Duration::from_secs(90),
             head: Duration::from_secs(10),
             body: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Timeouts {
+    /// For a connection that arrives while the listener is more than half full
+    /// ([`Occupancy::is_crowded`](crate::listener::Occupancy::is_crowded)): perhaps a flood of
+    /// connections that each idle or trickle to hold a place, so every wait is short. Clients
+    /// that need longer come back when the crowd has gone.
+    pub fn crowded() -> Self {
+        Self {
+            idle: Duration::from_secs(10),
+            head: Duration::from_secs(10),
+            body: Duration::from_secs(10),
         }
     }
 }

@@ -68,7 +68,7 @@ pub async fn serve(
 ) {
     let acceptor = TlsAcceptor::from(tls);
     let sessions = Arc::new(sessions::Sessions::default());
-    accept_loop(listener, max_connections, shutdown, |tcp, address| {
+    accept_loop(listener, max_connections, shutdown, |tcp, address, _| {
         let session = Session {
             ingest: ingest.clone(),
             outbox: outbox.clone(),
