@@ -14,6 +14,10 @@
 //!   bounds its size, not its pace; a sign-in with `Content-Length: 10000` and a byte a second
 //!   held its connection for hours. Each body must have arrived this long after its head, or
 //!   the request is answered 408 and the connection closed.
+//! - **A response** ([`Timeouts::write`]): a client that stops reading leaves its response
+//!   (a FHIR page, a document) in the hub's memory for as long as the hub waits; a write that
+//!   makes no progress for this long ends the connection. A slow reader that keeps reading is
+//!   never cut off.
 //! - **When crowded** ([`Timeouts::crowded`]): the long idle wait makes a place cheap to hold,
 //!   so a connection that arrives while the listener is more than half full gets 10 seconds
 //!   for everything.
@@ -51,6 +55,9 @@ pub struct Timeouts {
     /// A request body must be complete this long after its head. Bodies are at most 64 KiB,
     /// so 30 s asks for about 2 KB/s, which a device on a weak cellular link still manages.
     pub body: Duration,
+    /// A response the client has not taken a byte of for this long is abandoned and the
+    /// connection closed (a client that stops reading holds the response in memory).
+    pub write: Duration,
 }
 
 impl Default for Timeouts {
@@ -59,6 +66,7 @@ impl Default for Timeouts {
             idle: Duration::from_secs(90),
             head: Duration::from_secs(10),
             body: Duration::from_secs(30),
+            write: Duration::from_secs(30),
         }
     }
 }
@@ -73,6 +81,7 @@ impl Timeouts {
             idle: Duration::from_secs(10),
             head: Duration::from_secs(10),
             body: Duration::from_secs(10),
+            write: Duration::from_secs(10),
         }
     }
 }
@@ -196,6 +205,8 @@ fn watch<S>(stream: S, timeouts: Timeouts) -> (Watched<S>, HeadTimer) {
         Watched {
             inner: stream,
             first_byte: Arc::clone(&first_byte),
+            write_limit: timeouts.write,
+            stalled: None,
         },
         HeadTimer {
             first_byte,
@@ -204,11 +215,42 @@ fn watch<S>(stream: S, timeouts: Timeouts) -> (Watched<S>, HeadTimer) {
     )
 }
 
-/// A stream that notes when bytes arrive after hyper began waiting for a request head.
+/// A stream that notes when bytes arrive after hyper began waiting for a request head, and
+/// fails a write that has made no progress for [`Timeouts::write`].
 #[derive(Debug)]
 pub struct Watched<S> {
     inner: S,
     first_byte: FirstByte,
+    write_limit: Duration,
+    /// Armed while writes wait on a client that does not read.
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<S> Watched<S> {
+    /// Passes a write's outcome through; if it must wait, fails it once the client has not
+    /// taken a byte for the write limit.
+    fn guard<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if polled.is_ready() {
+            self.stalled = None;
+            return polled;
+        }
+        let limit = self.write_limit;
+        let stall = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        if stall.as_mut().poll(cx).is_ready() {
+            self.stalled = None;
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client stopped reading",
+            )));
+        }
+        Poll::Pending
+    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
@@ -235,15 +277,18 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.guard(cx, polled)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        let polled = Pin::new(&mut self.inner).poll_flush(cx);
+        self.guard(cx, polled)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+        let polled = Pin::new(&mut self.inner).poll_shutdown(cx);
+        self.guard(cx, polled)
     }
 
     fn poll_write_vectored(
@@ -251,7 +296,8 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.guard(cx, polled)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -344,6 +390,7 @@ mod tests {
         let address = listener.local_addr().unwrap();
         let app = Router::new()
             .route("/", get(|| async { "ok" }))
+            .route("/large", get(|| async { vec![b'x'; LARGE] }))
             .route(
                 "/echo",
                 post(|body: Bytes| async move { body.len().to_string() }),
@@ -359,10 +406,17 @@ mod tests {
             let (tcp, _) = listener.accept().await.unwrap();
             let _ = serve_http1(tcp, timeouts, app, axum::http::Extensions::new()).await;
         });
-        TcpStream::connect(address).await.unwrap()
+        // A small receive buffer (no autotuning) so that a response the client does not read
+        // fills it quickly.
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(64 * 1024).unwrap();
+        socket.connect(address).await.unwrap()
     }
 
     const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nhost: hub\r\n\r\n";
+    /// More than the two ends' socket buffers hold (the server's sends at most 4 MiB here), so
+    /// that writing it waits on the reader.
+    const LARGE: usize = 16 << 20;
 
     async fn reply(client: &mut TcpStream) -> String {
         let mut reply = vec![0; 2048];
@@ -389,6 +443,7 @@ mod tests {
             idle: Duration::from_millis(idle_ms),
             head: Duration::from_millis(head_ms),
             body: Duration::from_millis(body_ms),
+            write: Duration::from_secs(30),
         }
     }
 
@@ -487,5 +542,39 @@ mod tests {
             assert!(answer.starts_with("HTTP/1.1 200"), "{path}: {answer}");
             assert!(answer.ends_with("\r\n\r\n5"), "{path}: {answer}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_client_that_stops_reading_is_dropped_and_a_slow_reader_is_not() {
+        let mut limits = timeouts(60_000, 60_000, 60_000);
+        limits.write = Duration::from_millis(500);
+        // Reads nothing for 2 s, then all it can: the hub gave up on the response meanwhile.
+        let mut client = connection(limits).await;
+        client
+            .write_all(b"GET /large HTTP/1.1\r\nhost: hub\r\n\r\n")
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let mut got = Vec::new();
+        let read_all = tokio::time::timeout(Duration::from_secs(10), client.read_to_end(&mut got));
+        let r = read_all.await;
+        assert!(r.is_ok(), "still open");
+        assert!(got.len() < LARGE, "the whole response came: {}", got.len());
+        // Reading steadily, a little at a time, gets all of it.
+        let mut client = connection(limits).await;
+        client
+            .write_all(b"GET /large HTTP/1.1\r\nhost: hub\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut total = 0;
+        let mut chunk = vec![0; 1 << 20];
+        loop {
+            match client.read(&mut chunk).await.unwrap() {
+                0 => break,
+                n => total += n,
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(total > LARGE, "{total}");
     }
 }
