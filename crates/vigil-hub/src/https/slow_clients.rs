@@ -1,5 +1,5 @@
-//! How long the hub waits for an HTTP/1.1 client: between requests, for a request head, and for
-//! a request body. A client that is slow on purpose (slowloris, slow POST) holds one of the
+//! How long the hub waits for an HTTP/1.1 client: between requests, for a request head, for a
+//! request body, and for the client to take its response. A client that is slow on purpose (slowloris, slow POST) holds one of the
 //! listener's connections for as long as the hub waits, so every wait is bounded, and the
 //! bounds are generous only where real clients need it.
 //!
@@ -43,7 +43,7 @@ use tower::ServiceExt;
 
 use super::problem::Problem;
 
-/// How long an HTTP/1.1 connection may wait for, and take over, a request head.
+/// How long the hub waits on an HTTP/1.1 client at each stage (see the module documentation).
 #[derive(Debug, Clone, Copy)]
 pub struct Timeouts {
     /// A connection with no request under way (new, or between two requests) is closed after
