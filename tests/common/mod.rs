@@ -413,8 +413,8 @@ pub(crate) fn ward(p1_observations: usize, env: &[(&str, &str)]) -> Ward {
     let http = reqwest::Client::builder()
         .tls_certs_only([reqwest::Certificate::from_pem(&ca).unwrap()])
         .timeout(std::time::Duration::from_secs(20))
-        // The hub closes a connection idle for its header timeout (10 s); never reuse one
-        // that old, or a request may race the close.
+        // The hub closes a connection idle for 90 s (10 s when its listener is crowded);
+        // never reuse one that old, or a request may race the close.
         .pool_idle_timeout(std::time::Duration::from_secs(5))
         .build()
         .unwrap();
