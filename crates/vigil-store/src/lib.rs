@@ -12,6 +12,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod intake;
 mod records;
 pub mod sqlite;
 

@@ -1,0 +1,448 @@
+//! The intake log of ADR 0014 (proposed; not yet on the ingest path): append-only segment
+//! files of records, synced in groups, read back on open, released once applied.
+//!
+//! A record is `[length: u32 LE][check: 8 bytes][payload]`, the check being the first 8 bytes
+//! of SHA-256 over the length and the payload. Records are numbered from 0 across segments
+//! (their *position*); a segment is named after the position of its first record
+//! (`00000000000000000042.log`). On open, a record that is cut short or fails its check at the
+//! end of the last segment is a write the crash interrupted, never acknowledged: it is cut off.
+//! Anywhere else it is damage, and opening fails rather than skip acknowledged data.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use aws_lc_rs::digest::{SHA256, digest};
+
+use crate::StoreError;
+
+/// Largest record payload (a job of 512 readings is about 100 KB).
+pub const MAX_RECORD: usize = 1 << 20;
+const HEADER: usize = 4 + CHECK;
+const CHECK: usize = 8;
+const SUFFIX: &str = ".log";
+
+/// An open intake log: appends go to its last segment.
+#[derive(Debug)]
+pub struct IntakeLog {
+    dir: PathBuf,
+    segments: Vec<u64>,
+    current: File,
+    current_bytes: u64,
+    next: u64,
+    segment_limit: u64,
+    /// Set when a write or sync failed: the file may hold a partial record, or pages the
+    /// kernel dropped (a later sync can succeed without them), so nothing more is appended
+    /// until the log is opened again and its tail checked.
+    failed: bool,
+}
+
+impl IntakeLog {
+    /// Opens the log in `dir` (created, 0700, if missing), cuts a torn tail, and hands `replay`
+    /// every record at or after position `from`, in order. Segments grow to about
+    /// `segment_limit` bytes.
+    pub fn open(
+        dir: &Path,
+        segment_limit: u64,
+        from: u64,
+        mut replay: impl FnMut(u64, &[u8]) -> Result<(), StoreError>,
+    ) -> Result<IntakeLog, StoreError> {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|source| file_error(dir, source))?;
+        let segments = segment_list(dir)?;
+        // A log with no segment yet continues the numbering after what was applied.
+        let mut next = segments.first().copied().unwrap_or(from);
+        let mut current_bytes = 0;
+        for (index, &first) in segments.iter().enumerate() {
+            if first != next {
+                return Err(StoreError::Corrupt(format!(
+                    "intake segment {first} follows records up to {next}"
+                )));
+            }
+            let path = segment_path(dir, first);
+            let bytes = std::fs::read(&path).map_err(|source| file_error(&path, source))?;
+            let (records, valid) = decode(&bytes);
+            let last = index + 1 == segments.len();
+            if valid < bytes.len() {
+                if !last {
+                    return Err(StoreError::Corrupt(format!(
+                        "intake segment {first} is damaged at byte {valid}"
+                    )));
+                }
+                cut(&path, valid)?;
+            }
+            for payload in records {
+                if next >= from {
+                    replay(next, payload)?;
+                }
+                next += 1;
+            }
+            current_bytes = u64::try_from(valid).unwrap_or(u64::MAX);
+        }
+        let (segments, current, current_bytes) = match segments.last() {
+            Some(&last) => (
+                segments.clone(),
+                append_to(&segment_path(dir, last))?,
+                current_bytes,
+            ),
+            None => (vec![next], create_segment(dir, next)?, 0),
+        };
+        Ok(IntakeLog {
+            dir: dir.to_owned(),
+            segments,
+            current,
+            current_bytes,
+            next,
+            segment_limit,
+            failed: false,
+        })
+    }
+
+    /// Appends `payload` (not yet synced); returns its position.
+    pub fn append(&mut self, payload: &[u8]) -> Result<u64, StoreError> {
+        self.usable()?;
+        if payload.len() > MAX_RECORD {
+            return Err(StoreError::Corrupt(format!(
+                "an intake record of {} bytes is over the {MAX_RECORD}-byte limit",
+                payload.len()
+            )));
+        }
+        if self.current_bytes >= self.segment_limit {
+            // The full segment is synced before the next one exists, so that no later record
+            // can be durable while an earlier one is not.
+            self.sync()?;
+            self.current =
+                create_segment(&self.dir, self.next).inspect_err(|_| self.failed = true)?;
+            self.segments.push(self.next);
+            self.current_bytes = 0;
+        }
+        let record = encode(payload);
+        if let Err(source) = self.current.write_all(&record) {
+            self.failed = true;
+            return Err(file_error(&self.dir, source));
+        }
+        self.current_bytes += u64::try_from(record.len()).unwrap_or(u64::MAX);
+        let position = self.next;
+        self.next += 1;
+        Ok(position)
+    }
+
+    /// Makes every appended record durable.
+    pub fn sync(&mut self) -> Result<(), StoreError> {
+        self.usable()?;
+        self.current.sync_data().map_err(|source| {
+            self.failed = true;
+            file_error(&self.dir, source)
+        })
+    }
+
+    fn usable(&self) -> Result<(), StoreError> {
+        if self.failed {
+            Err(StoreError::Corrupt(
+                "the intake log failed to write; it accepts records again once reopened".into(),
+            ))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The position the next record will have.
+    pub fn next_position(&self) -> u64 {
+        self.next
+    }
+
+    /// Deletes the segments whose every record is before position `applied` (they are in the
+    /// database). The segment being written is kept.
+    pub fn release(&mut self, applied: u64) -> Result<(), StoreError> {
+        while self.segments.len() > 1 && self.segments[1] <= applied {
+            let first = self.segments.remove(0);
+            let path = segment_path(&self.dir, first);
+            std::fs::remove_file(&path).map_err(|source| file_error(&path, source))?;
+        }
+        Ok(())
+    }
+}
+
+/// The records at the start of `bytes` that are whole and pass their check, and how many bytes
+/// they take; what follows is torn or damaged.
+pub fn decode(bytes: &[u8]) -> (Vec<&[u8]>, usize) {
+    let mut records = Vec::new();
+    let mut at = 0;
+    while let Some(header) = bytes.get(at..at + HEADER) {
+        let mut length = [0; 4];
+        length.copy_from_slice(&header[..4]);
+        let length = u32::from_le_bytes(length) as usize;
+        if length > MAX_RECORD {
+            break;
+        }
+        let Some(payload) = bytes.get(at + HEADER..at + HEADER + length) else {
+            break;
+        };
+        if check(&header[..4], payload) != header[4..] {
+            break;
+        }
+        records.push(payload);
+        at += HEADER + length;
+    }
+    (records, at)
+}
+
+fn encode(payload: &[u8]) -> Vec<u8> {
+    let length = u32::try_from(payload.len())
+        .unwrap_or(u32::MAX)
+        .to_le_bytes();
+    let mut record = Vec::with_capacity(HEADER + payload.len());
+    record.extend_from_slice(&length);
+    record.extend_from_slice(&check(&length, payload));
+    record.extend_from_slice(payload);
+    record
+}
+
+fn check(length: &[u8], payload: &[u8]) -> [u8; CHECK] {
+    let hash = digest(&SHA256, &[length, payload].concat());
+    let mut check = [0; CHECK];
+    check.copy_from_slice(&hash.as_ref()[..CHECK]);
+    check
+}
+
+fn segment_path(dir: &Path, first: u64) -> PathBuf {
+    dir.join(format!("{first:020}{SUFFIX}"))
+}
+
+/// The segments in `dir`, by first position.
+fn segment_list(dir: &Path) -> Result<Vec<u64>, StoreError> {
+    let mut segments = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|source| file_error(dir, source))? {
+        let entry = entry.map_err(|source| file_error(dir, source))?;
+        let name = entry.file_name();
+        if let Some(first) = name
+            .to_str()
+            .and_then(|name| name.strip_suffix(SUFFIX))
+            .and_then(|stem| stem.parse::<u64>().ok())
+        {
+            segments.push(first);
+        }
+    }
+    segments.sort_unstable();
+    Ok(segments)
+}
+
+fn create_segment(dir: &Path, first: u64) -> Result<File, StoreError> {
+    let path = segment_path(dir, first);
+    let file = OpenOptions::new()
+        .create_new(true)
+        .append(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|source| file_error(&path, source))?;
+    // The new name must survive a crash as surely as the records written into it.
+    File::open(dir)
+        .and_then(|dir| dir.sync_all())
+        .map_err(|source| file_error(dir, source))?;
+    Ok(file)
+}
+
+fn append_to(path: &Path) -> Result<File, StoreError> {
+    OpenOptions::new()
+        .append(true)
+        .open(path)
+        .map_err(|source| file_error(path, source))
+}
+
+/// Cuts the file at `path` to `length` bytes, durably.
+fn cut(path: &Path, length: usize) -> Result<(), StoreError> {
+    let file = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|source| file_error(path, source))?;
+    file.set_len(u64::try_from(length).unwrap_or(u64::MAX))
+        .and_then(|()| file.sync_all())
+        .map_err(|source| file_error(path, source))
+}
+
+fn file_error(path: &Path, source: std::io::Error) -> StoreError {
+    StoreError::File {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn open(dir: &Path, limit: u64, from: u64) -> (IntakeLog, Vec<(u64, Vec<u8>)>) {
+        let mut seen = Vec::new();
+        let log = IntakeLog::open(dir, limit, from, |position, payload| {
+            seen.push((position, payload.to_vec()));
+            Ok(())
+        })
+        .unwrap();
+        (log, seen)
+    }
+
+    fn record(n: u64) -> Vec<u8> {
+        format!("record {n}").into_bytes()
+    }
+
+    fn segments(dir: &Path) -> Vec<u64> {
+        segment_list(dir).unwrap()
+    }
+
+    #[test]
+    fn appended_records_come_back_in_order_from_any_position() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("intake");
+        let (mut log, seen) = open(&dir, 1 << 20, 0);
+        assert!(seen.is_empty());
+        for n in 0..5 {
+            assert_eq!(log.append(&record(n)).unwrap(), n);
+        }
+        log.sync().unwrap();
+        drop(log);
+        let (log, seen) = open(&dir, 1 << 20, 2);
+        assert_eq!(seen, (2..5).map(|n| (n, record(n))).collect::<Vec<_>>());
+        assert_eq!(log.next_position(), 5);
+        let mode = std::fs::metadata(segment_path(&dir, 0))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_torn_tail_is_cut_and_appends_go_on_after_the_last_whole_record() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("intake");
+        let (mut log, _) = open(&dir, 1 << 20, 0);
+        for n in 0..3 {
+            log.append(&record(n)).unwrap();
+        }
+        log.sync().unwrap();
+        drop(log);
+        let path = segment_path(&dir, 0);
+        let whole = std::fs::read(&path).unwrap().len();
+        // Half of a fourth record, as a crash in the middle of its write leaves it.
+        let torn = encode(&record(3));
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        file.write_all(&torn[..torn.len() / 2]).unwrap();
+        drop(file);
+        let (mut log, seen) = open(&dir, 1 << 20, 0);
+        assert_eq!(seen.len(), 3);
+        assert_eq!(std::fs::read(&path).unwrap().len(), whole);
+        assert_eq!(log.append(b"after").unwrap(), 3);
+        log.sync().unwrap();
+        drop(log);
+        let (_, seen) = open(&dir, 1 << 20, 3);
+        assert_eq!(seen, vec![(3, b"after".to_vec())]);
+    }
+
+    #[test]
+    fn a_tail_whose_check_fails_or_whose_length_is_absurd_is_cut() {
+        for damage in [b"\x05\0\0\0garbagexxxxx".to_vec(), vec![0xff; 12]] {
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = tmp.path().join("intake");
+            let (mut log, _) = open(&dir, 1 << 20, 0);
+            log.append(&record(0)).unwrap();
+            log.sync().unwrap();
+            drop(log);
+            let path = segment_path(&dir, 0);
+            let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+            file.write_all(&damage).unwrap();
+            drop(file);
+            let (log, seen) = open(&dir, 1 << 20, 0);
+            assert_eq!(seen, vec![(0, record(0))]);
+            assert_eq!(log.next_position(), 1);
+        }
+    }
+
+    #[test]
+    fn damage_before_the_last_segment_refuses_to_open() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("intake");
+        // Tiny segments: one record each.
+        let (mut log, _) = open(&dir, 1, 0);
+        for n in 0..3 {
+            log.append(&record(n)).unwrap();
+        }
+        log.sync().unwrap();
+        drop(log);
+        assert_eq!(segments(&dir), [0, 1, 2]);
+        let path = segment_path(&dir, 1);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        std::fs::write(&path, bytes).unwrap();
+        let opened = IntakeLog::open(&dir, 1, 0, |_, _| Ok(()));
+        assert!(matches!(opened, Err(StoreError::Corrupt(_))), "{opened:?}");
+        // A missing segment in the middle is damage too.
+        std::fs::remove_file(&path).unwrap();
+        let opened = IntakeLog::open(&dir, 1, 0, |_, _| Ok(()));
+        assert!(matches!(opened, Err(StoreError::Corrupt(_))), "{opened:?}");
+    }
+
+    #[test]
+    fn released_segments_are_deleted_and_the_rest_replays() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("intake");
+        let (mut log, _) = open(&dir, 1, 0);
+        for n in 0..4 {
+            log.append(&record(n)).unwrap();
+        }
+        log.sync().unwrap();
+        assert_eq!(segments(&dir), [0, 1, 2, 3]);
+        // Records 0 and 1 applied: their segments go; the one being written always stays.
+        log.release(2).unwrap();
+        assert_eq!(segments(&dir), [2, 3]);
+        log.release(100).unwrap();
+        assert_eq!(segments(&dir), [3]);
+        drop(log);
+        let (mut log, seen) = open(&dir, 1, 0);
+        assert_eq!(seen, vec![(3, record(3))]);
+        assert_eq!(log.append(&record(4)).unwrap(), 4);
+    }
+
+    #[test]
+    fn a_new_log_numbers_its_records_after_what_was_applied() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (mut log, seen) = open(&tmp.path().join("intake"), 1 << 20, 41);
+        assert!(seen.is_empty());
+        assert_eq!(log.append(b"next").unwrap(), 41);
+    }
+
+    #[test]
+    fn an_oversized_record_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (mut log, _) = open(&tmp.path().join("intake"), 1 << 20, 0);
+        assert!(log.append(&vec![0; MAX_RECORD + 1]).is_err());
+        assert_eq!(log.append(b"fine").unwrap(), 0);
+    }
+
+    #[test]
+    fn arbitrary_bytes_decode_without_panic_to_a_valid_prefix() {
+        let mut bytes = encode(b"one");
+        bytes.extend(encode(b"two"));
+        let whole = bytes.len();
+        for cut in 0..=whole {
+            let (records, valid) = decode(&bytes[..cut]);
+            assert!(valid <= cut);
+            assert_eq!(
+                records.len(),
+                usize::from(cut >= HEADER + 3) + usize::from(cut == whole)
+            );
+        }
+        for seed in 0..200u32 {
+            let noise: Vec<u8> = (0..64)
+                .map(|i| (seed.wrapping_mul(2_654_435_761).wrapping_add(i * 40_503) >> 13) as u8)
+                .collect();
+            let (_, valid) = decode(&noise);
+            assert!(valid <= noise.len());
+        }
+    }
+}
