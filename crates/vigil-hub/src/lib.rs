@@ -23,6 +23,7 @@ pub mod rules;
 pub mod siem;
 pub mod throttle;
 pub mod tls;
+pub mod write_stall;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -16,8 +16,8 @@
 //!   the request is answered 408 and the connection closed.
 //! - **A response** ([`Timeouts::write`]): a client that stops reading leaves its response
 //!   (a FHIR page, a document) in the hub's memory for as long as the hub waits; a write that
-//!   makes no progress for this long ends the connection. A slow reader that keeps reading is
-//!   never cut off.
+//!   makes no progress for this long ends the connection ([`WriteStall`]). A slow reader that
+//!   keeps reading is never cut off.
 //! - **When crowded** ([`Timeouts::crowded`]): the long idle wait makes a place cheap to hold,
 //!   so a connection that arrives while the listener is more than half full gets 10 seconds
 //!   for everything.
@@ -42,6 +42,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tower::ServiceExt;
 
 use super::problem::Problem;
+use crate::write_stall::WriteStall;
 
 /// How long the hub waits on an HTTP/1.1 client at each stage (see the module documentation).
 #[derive(Debug, Clone, Copy)]
@@ -97,7 +98,7 @@ pub async fn serve_http1<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (stream, timer) = watch(stream, timeouts);
+    let (stream, timer) = watch(WriteStall::new(stream, timeouts.write), timeouts);
     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
         let expired = Arc::new(AtomicBool::new(false));
         let (mut parts, body) = request.into_parts();
@@ -205,8 +206,6 @@ fn watch<S>(stream: S, timeouts: Timeouts) -> (Watched<S>, HeadTimer) {
         Watched {
             inner: stream,
             first_byte: Arc::clone(&first_byte),
-            write_limit: timeouts.write,
-            stalled: None,
         },
         HeadTimer {
             first_byte,
@@ -215,42 +214,11 @@ fn watch<S>(stream: S, timeouts: Timeouts) -> (Watched<S>, HeadTimer) {
     )
 }
 
-/// A stream that notes when bytes arrive after hyper began waiting for a request head, and
-/// fails a write that has made no progress for [`Timeouts::write`].
+/// A stream that notes when bytes arrive after hyper began waiting for a request head.
 #[derive(Debug)]
 pub struct Watched<S> {
     inner: S,
     first_byte: FirstByte,
-    write_limit: Duration,
-    /// Armed while writes wait on a client that does not read.
-    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
-}
-
-impl<S> Watched<S> {
-    /// Passes a write's outcome through; if it must wait, fails it once the client has not
-    /// taken a byte for the write limit.
-    fn guard<T>(
-        &mut self,
-        cx: &mut Context<'_>,
-        polled: Poll<io::Result<T>>,
-    ) -> Poll<io::Result<T>> {
-        if polled.is_ready() {
-            self.stalled = None;
-            return polled;
-        }
-        let limit = self.write_limit;
-        let stall = self
-            .stalled
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
-        if stall.as_mut().poll(cx).is_ready() {
-            self.stalled = None;
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "the client stopped reading",
-            )));
-        }
-        Poll::Pending
-    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
@@ -277,18 +245,15 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
-        self.guard(cx, polled)
+        Pin::new(&mut self.inner).poll_write(cx, buf)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let polled = Pin::new(&mut self.inner).poll_flush(cx);
-        self.guard(cx, polled)
+        Pin::new(&mut self.inner).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let polled = Pin::new(&mut self.inner).poll_shutdown(cx);
-        self.guard(cx, polled)
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 
     fn poll_write_vectored(
@@ -296,8 +261,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        self.guard(cx, polled)
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -49,10 +49,13 @@ use crate::ingest::{Ingest, IngestError};
 use crate::listener::accept_loop;
 use crate::outbox::{Outbox, blocking};
 use crate::throttle::Admission;
+use crate::write_stall::WriteStall;
 use codec::{ConnectRefusal, Inbound, Outbound, ReadError, Refusal, Version};
 
 /// The CONNECT packet must arrive within this time after the handshake.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// A write to a device that has taken nothing for this long ends its connection.
+pub const WRITE_STALL: Duration = Duration::from_secs(30);
 /// Idle limit for a client that asked for no keep-alive.
 const DEFAULT_IDLE: Duration = Duration::from_secs(600);
 
@@ -141,7 +144,9 @@ impl Session {
                 return;
             }
         };
-        let (mut reader, mut writer) = tokio::io::split(tls);
+        // A device that stops reading (its radio receives no more, but it still sends) must
+        // not leave this session waiting to write for as long as TCP takes to give up.
+        let (mut reader, mut writer) = tokio::io::split(WriteStall::new(tls, WRITE_STALL));
         let mut buffer = BytesMut::with_capacity(4096);
 
         // CONNECT: find the version, then check the client id.
