@@ -1,5 +1,6 @@
 //! How long the hub waits for an HTTP/1.1 client: between requests, for a request head, for a
-//! request body, and for the client to take its response. A client that is slow on purpose (slowloris, slow POST) holds one of the
+//! request body, and for the client to take its response (and how large a head it holds:
+//! [`MAX_BUFFER`]). A client that is slow on purpose (slowloris, slow POST) holds one of the
 //! listener's connections for as long as the hub waits, so every wait is bounded, and the
 //! bounds are generous only where real clients need it.
 //!
@@ -43,6 +44,12 @@ use tower::ServiceExt;
 
 use super::problem::Problem;
 use crate::write_stall::WriteStall;
+
+/// The most a connection buffers of what it reads or writes, so also the largest request head
+/// (a larger one is answered 431). hyper's default, about 400 KB, let 16,384 connections hold
+/// 6.5 GB of headers; the longest head a client of the hub sends (a bearer token, an OpenID
+/// callback's query) is a few kilobytes. (hyper refuses less than 8 KiB.)
+pub const MAX_BUFFER: usize = 32 * 1024;
 
 /// How long the hub waits on an HTTP/1.1 client at each stage (see the module documentation).
 #[derive(Debug, Clone, Copy)]
@@ -118,6 +125,7 @@ where
     hyper::server::conn::http1::Builder::new()
         .timer(timer)
         .header_read_timeout(timeouts.head)
+        .max_buf_size(MAX_BUFFER)
         .serve_connection(TokioIo::new(stream), service)
         .await
 }
@@ -540,5 +548,37 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert!(total > LARGE, "{total}");
+    }
+
+    #[tokio::test]
+    async fn a_head_larger_than_the_buffer_is_answered_431_and_a_long_token_is_not() {
+        let mut client = connection(timeouts(60_000, 60_000, 60_000)).await;
+        let token = "t".repeat(8 * 1024);
+        let request =
+            format!("GET / HTTP/1.1\r\nhost: hub\r\nauthorization: Bearer {token}\r\n\r\n");
+        client.write_all(request.as_bytes()).await.unwrap();
+        assert!(reply(&mut client).await.starts_with("HTTP/1.1 200"));
+        let padding = "p".repeat(MAX_BUFFER);
+        let request = format!("GET / HTTP/1.1\r\nhost: hub\r\nx-padding: {padding}\r\n\r\n");
+        // The hub answers and closes before it has read all of it; the unread rest makes the
+        // close a reset, which may reach the client before the answer does. So: closed (by end
+        // or by reset) within the time, never served, and 431 if anything came.
+        let _ = client.write_all(request.as_bytes()).await;
+        let mut answer = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(10), async {
+            let mut chunk = [0; 4096];
+            loop {
+                match client.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => answer.extend_from_slice(&chunk[..n]),
+                }
+            }
+        });
+        assert!(closed.await.is_ok(), "still open");
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(
+            answer.is_empty() || answer.starts_with("HTTP/1.1 431"),
+            "{answer}"
+        );
     }
 }
