@@ -150,6 +150,20 @@ pub enum ConnectRefusal {
     UnsupportedVersion,
 }
 
+/// The length of the packet at the start of `buffer` (fixed header and remaining length),
+/// once its fixed header has arrived; `None` before, or if its remaining length is malformed
+/// (more than four bytes).
+pub fn frame_len(buffer: &[u8]) -> Option<usize> {
+    let mut remaining = 0usize;
+    for (index, byte) in buffer.iter().skip(1).take(4).enumerate() {
+        remaining |= usize::from(byte & 0x7f) << (7 * index);
+        if byte & 0x80 == 0 {
+            return Some(1 + index + 1 + remaining);
+        }
+    }
+    None
+}
+
 /// The protocol level of a complete CONNECT packet at the start of `buffer`, without consuming
 /// it: 4 for 3.1.1, 5 for 5.0. `None` if the buffer does not start with a CONNECT yet.
 pub fn connect_level(buffer: &[u8]) -> Option<u8> {
@@ -467,6 +481,24 @@ pub const RECEIVE_MAXIMUM: u16 = 32;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn frame_len_reads_the_fixed_header() {
+        let mut buffer = BytesMut::new();
+        v4::Packet::Connect(v4::Connect::new("dev-1"))
+            .write(&mut buffer, 1024)
+            .unwrap();
+        assert_eq!(frame_len(&buffer), Some(buffer.len()));
+        assert_eq!(frame_len(&buffer[..1]), None);
+        assert_eq!(frame_len(&[0x30, 0x00]), Some(2));
+        // 321 = 0xC1 0x02: two length bytes.
+        assert_eq!(frame_len(&[0x30, 0xc1, 0x02]), Some(1 + 2 + 321));
+        assert_eq!(
+            frame_len(&[0x30, 0xff, 0xff, 0xff, 0x7f]),
+            Some(1 + 4 + 268_435_455)
+        );
+        assert_eq!(frame_len(&[0x30, 0xff, 0xff, 0xff, 0xff, 0x01]), None);
+    }
 
     #[test]
     fn finds_the_protocol_level_of_a_connect() {

@@ -792,29 +792,17 @@ async fn connect_version<R: AsyncRead + Unpin>(
     buffer: &mut BytesMut,
 ) -> Option<u8> {
     loop {
-        if let Some(level) = codec::connect_level(buffer) {
-            // Make sure the whole packet is there before it is decoded.
-            let complete = match level {
-                5 => !matches!(
-                    rumqttc::v5::mqttbytes::v5::Packet::read(
-                        &mut buffer.clone(),
-                        Some(codec::MAX_PACKET as u32)
-                    ),
-                    Err(rumqttc::v5::mqttbytes::Error::InsufficientBytes(_))
-                ),
-                _ => !matches!(
-                    rumqttc::mqttbytes::v4::Packet::read(&mut buffer.clone(), codec::MAX_PACKET),
-                    Err(rumqttc::mqttbytes::Error::InsufficientBytes(_))
-                ),
-            };
-            if complete {
-                return Some(level);
-            }
-        } else if buffer.len() >= 2 && buffer.first().map(|b| b >> 4) != Some(1) {
+        if buffer.len() >= 2 && buffer.first().map(|b| b >> 4) != Some(1) {
             return None; // the first packet is not a CONNECT
         }
-        if buffer.len() > codec::MAX_PACKET {
-            return None;
+        // The level is read once the whole packet is there (its length is in the fixed
+        // header), not on every read of a CONNECT that arrives a byte at a time.
+        match codec::frame_len(buffer) {
+            Some(length) if length > codec::MAX_PACKET => return None,
+            Some(length) if buffer.len() >= length => return codec::connect_level(buffer),
+            // A remaining length of more than four bytes is malformed.
+            None if buffer.len() >= 5 => return None,
+            _ => {}
         }
         match reader.read_buf(buffer).await {
             Ok(0) | Err(_) => return None,
@@ -836,5 +824,63 @@ async fn send<W: tokio::io::AsyncWrite + Unpin>(
         }
         // Version 3.1.1 cannot say it: close.
         None => Err(std::io::Error::other("refusal closes a 3.1.1 connection")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rumqttc::mqttbytes::v4;
+    use tokio::io::AsyncWriteExt;
+
+    use super::*;
+
+    fn connect() -> BytesMut {
+        let mut packet = BytesMut::new();
+        v4::Packet::Connect(v4::Connect::new("dev-1"))
+            .write(&mut packet, 1024)
+            .unwrap();
+        packet
+    }
+
+    /// What `connect_version` makes of `bytes` arriving one at a time (then the sender waits).
+    async fn version_of(bytes: Vec<u8>) -> Option<u8> {
+        let (mut client, mut hub) = tokio::io::duplex(1 << 20);
+        let sender = tokio::spawn(async move {
+            for byte in bytes {
+                client.write_all(&[byte]).await.unwrap();
+                tokio::task::yield_now().await;
+            }
+            // Keep the connection open: a verdict must not need the end of the stream.
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        });
+        let mut buffer = BytesMut::new();
+        let version = tokio::time::timeout(
+            Duration::from_secs(10),
+            connect_version(&mut hub, &mut buffer),
+        )
+        .await
+        .expect("a verdict without waiting for more");
+        sender.abort();
+        version
+    }
+
+    #[tokio::test]
+    async fn a_connect_sent_a_byte_at_a_time_is_read_once_whole() {
+        let mut bytes = connect().to_vec();
+        // A PUBLISH right behind it stays in the buffer for the session.
+        bytes.extend_from_slice(&[0x30, 0x00]);
+        assert_eq!(version_of(bytes).await, Some(4));
+    }
+
+    #[tokio::test]
+    async fn a_first_packet_that_is_not_a_connect_or_too_long_is_refused_at_once() {
+        assert_eq!(version_of(vec![0x30, 0x05]).await, None);
+        // Declares 2 MB: refused from the fixed header, before any of it is sent.
+        assert_eq!(version_of(vec![0x10, 0x80, 0x80, 0x80, 0x01]).await, None);
+        // A remaining length of five bytes.
+        assert_eq!(
+            version_of(vec![0x10, 0xff, 0xff, 0xff, 0xff, 0x01]).await,
+            None
+        );
     }
 }
