@@ -8,6 +8,7 @@ use vigil_hub::mqtt::codec::{self, Version};
 
 fuzz_target!(|data: &[u8]| {
     let _ = codec::connect_level(data);
+    let _ = codec::frame_len(data);
     for version in [Version::V311, Version::V5] {
         let mut buffer = BytesMut::from(data);
         while !buffer.is_empty() {
