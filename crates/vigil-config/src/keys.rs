@@ -59,6 +59,11 @@ pub const KEYS: &[KeySpec] = &[
         default: "16384",
     },
     KeySpec {
+        path: "hub.http_idle_seconds",
+        env: "VIGIL_HUB_HTTP_IDLE_SECONDS",
+        default: "90",
+    },
+    KeySpec {
         path: "ingest.max_clock_skew_seconds",
         env: "VIGIL_INGEST_MAX_CLOCK_SKEW_SECONDS",
         default: "300",
@@ -188,6 +193,7 @@ pub(crate) fn build(raw: &BTreeMap<&'static str, Raw>) -> Result<Config, ConfigE
     let https_listen = socket_addr(raw, "hub.https_listen")?;
     let mqtt_listen = socket_addr(raw, "hub.mqtt_listen")?;
     let max_connections = integer(raw, "hub.max_connections", 1..=1_000_000)?;
+    let http_idle_seconds = integer(raw, "hub.http_idle_seconds", 10..=3600)?;
     let max_clock_skew_seconds = integer(raw, "ingest.max_clock_skew_seconds", 1..=86_400)?;
     let messages_per_second = integer(raw, "ingest.messages_per_second", 1..=10_000)?;
     let burst = integer(raw, "ingest.burst", 1..=100_000)?;
@@ -210,6 +216,7 @@ pub(crate) fn build(raw: &BTreeMap<&'static str, Raw>) -> Result<Config, ConfigE
             https_listen,
             mqtt_listen,
             max_connections: u32::try_from(max_connections).unwrap_or(16_384),
+            http_idle_seconds: u32::try_from(http_idle_seconds).unwrap_or(90),
         },
         ingest: IngestConfig {
             max_clock_skew_seconds: u32::try_from(max_clock_skew_seconds).unwrap_or(300),

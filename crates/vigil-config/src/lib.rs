@@ -172,6 +172,8 @@ pub struct HubConfig {
     pub mqtt_listen: std::net::SocketAddr,
     /// Connections each listener serves at once; more are closed on arrival.
     pub max_connections: u32,
+    /// How long an HTTPS connection may wait for its next request before it is closed.
+    pub http_idle_seconds: u32,
 }
 
 impl HubConfig {

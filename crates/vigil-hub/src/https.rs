@@ -43,6 +43,16 @@ pub enum Peer {
     Unidentified(IdentityError),
 }
 
+/// How much the HTTPS listener serves at once, and how long it waits on clients.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Connections served at once; more are closed on arrival.
+    pub max_connections: usize,
+    /// The waits of a connection that arrives while the listener is at most half full (a
+    /// fuller listener uses [`slow_clients::Timeouts::crowded`]).
+    pub timeouts: slow_clients::Timeouts,
+}
+
 /// Serves `app` on `listener` until `shutdown` completes.
 pub async fn serve(
     listener: TcpListener,
@@ -50,19 +60,19 @@ pub async fn serve(
     app: Router,
     auditor: Auditor,
     detection: Option<Detection>,
-    max_connections: usize,
+    limits: Limits,
     shutdown: impl Future<Output = ()>,
 ) {
     let acceptor = TlsAcceptor::from(tls);
     accept_loop(
         listener,
-        max_connections,
+        limits.max_connections,
         shutdown,
         |tcp, address, occupancy| {
             let timeouts = if occupancy.is_crowded() {
                 slow_clients::Timeouts::crowded()
             } else {
-                slow_clients::Timeouts::default()
+                limits.timeouts
             };
             serve_connection(
                 timeouts,

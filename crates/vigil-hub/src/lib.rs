@@ -312,7 +312,13 @@ impl Hub {
                 app,
                 auditor,
                 detection,
-                max_connections,
+                https::Limits {
+                    max_connections,
+                    timeouts: https::slow_clients::Timeouts {
+                        idle: Duration::from_secs(u64::from(self.config.hub.http_idle_seconds)),
+                        ..https::slow_clients::Timeouts::default()
+                    },
+                },
                 async {
                     let _ = stopped.await;
                 },
