@@ -160,3 +160,13 @@ fn a_body_trickled_on_a_crowded_listener_is_answered_408_and_closed() {
     );
     assert!(client.ends_within(Duration::from_secs(10)));
 }
+
+#[test]
+fn the_idle_wait_is_the_configured_one() {
+    let (tmp, hub) = hub(&[("VIGIL_HUB_HTTP_IDLE_SECONDS", "10")]);
+    let mut client = Client::connect(&hub, &tmp.path().join("hub/pki/ca.crt.pem"));
+    client.send(GET_CA);
+    assert_eq!(client.status(Duration::from_secs(20)), "HTTP/1.1 200 OK");
+    // Closed at about 10 s, long before the default 90.
+    assert!(client.ends_within(Duration::from_secs(40)), "{}", hub.log());
+}

@@ -177,6 +177,21 @@ fn hub_and_pki_keys_are_typed_and_checked() {
     );
     assert_eq!(loaded.config.pki.device_certificate_days, 7);
     assert_eq!(loaded.config.pki.enrolment_token_hours, 12);
+    assert_eq!(hub.http_idle_seconds, 90);
+    let idle = |value: &str| {
+        load_from_str("", file(), env(&[("VIGIL_HUB_HTTP_IDLE_SECONDS", value)]))
+            .map(|loaded| loaded.config.hub.http_idle_seconds)
+            .map_err(|e| e.to_string())
+    };
+    assert_eq!(idle("400"), Ok(400));
+    for refused in ["9", "3601"] {
+        assert!(
+            idle(refused)
+                .unwrap_err()
+                .contains("expected a whole number from 10 to 3600"),
+            "{refused}"
+        );
+    }
 
     for (text, message) in [
         (
