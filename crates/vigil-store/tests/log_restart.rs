@@ -53,9 +53,23 @@ fn steady_commits(dir: &Path, settings: CommitSettings, run: Duration) -> (i64, 
     let page: i64 = connection
         .pragma_query_value(None, "page_size", |row| row.get(0))
         .unwrap();
-    let frames: i64 = connection
-        .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get(1))
-        .unwrap();
+    // The store's own checkpointer may be checkpointing at this moment (every 50 ms): a
+    // checkpoint that finds it busy reports -1 frames, so ask again.
+    let frames = (0..200)
+        .find_map(|_| {
+            let (busy, frames): (i64, i64) = connection
+                .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })
+                .unwrap();
+            if busy == 0 && frames >= 0 {
+                Some(frames)
+            } else {
+                std::thread::sleep(Duration::from_millis(10));
+                None
+            }
+        })
+        .expect("a checkpoint that was not busy within 2 s");
     (frames * page, commits)
 }
 
