@@ -13,7 +13,7 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use aws_lc_rs::digest::{SHA256, digest};
+use aws_lc_rs::digest::{Context, SHA256};
 
 use crate::StoreError;
 
@@ -83,13 +83,12 @@ impl IntakeLog {
             }
             current_bytes = u64::try_from(valid).unwrap_or(u64::MAX);
         }
-        let (segments, current, current_bytes) = match segments.last() {
-            Some(&last) => (
-                segments.clone(),
-                append_to(&segment_path(dir, last))?,
-                current_bytes,
-            ),
-            None => (vec![next], create_segment(dir, next)?, 0),
+        let (segments, current) = match segments.last() {
+            Some(&last) => {
+                let current = append_to(&segment_path(dir, last))?;
+                (segments, current)
+            }
+            None => (vec![next], create_segment(dir, next)?),
         };
         Ok(IntakeLog {
             dir: dir.to_owned(),
@@ -203,7 +202,11 @@ fn encode(payload: &[u8]) -> Vec<u8> {
 }
 
 fn check(length: &[u8], payload: &[u8]) -> [u8; CHECK] {
-    let hash = digest(&SHA256, &[length, payload].concat());
+    // Hashed in two parts: no copy of the payload per record.
+    let mut context = Context::new(&SHA256);
+    context.update(length);
+    context.update(payload);
+    let hash = context.finish();
     let mut check = [0; CHECK];
     check.copy_from_slice(&hash.as_ref()[..CHECK]);
     check
