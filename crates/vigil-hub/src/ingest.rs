@@ -1,11 +1,14 @@
 //! The ingest pipeline every listener shares: decode, validate against the vocabulary, check
 //! sequence and clock, resolve the patient, flag implausible values, and commit durably. A
-//! caller hears "accepted" only when the store says the observations are on disk.
+//! caller hears "accepted" only when the store says the observations are on disk: MQTT once
+//! they are in the store's intake log ([`Ingest::log`], ADR 0014), HTTPS once they are in the
+//! database ([`Ingest::commit`], since its answer says what was stored).
 //!
 //! ```text
 //! payload ─▶ SenML decode ─▶ per reading: known MDC code? reported by this class? unit accepted
 //!   (→ canonical)? clock within bound? value possible (else kept and flagged)?
-//!   ─▶ patient the device serves ─▶ submit ─▶ durable ─▶ detection (vigil-detect: alerts)
+//!   ─▶ patient the device serves ─▶ submit ─▶ intake log (PUBACK) ─▶ database (201)
+//!   ─▶ detection (vigil-detect: alerts)
 //! ```
 //!
 //! Decisions (docs/protocol.md): a pack is accepted or refused whole; an implausible value is
@@ -315,8 +318,67 @@ impl Ingest {
         })
     }
 
-    /// The concurrent half: store a prepared pack durably, then raise its alerts.
+    /// The concurrent half: store a prepared pack in the database, then raise its alerts.
+    /// Answers with what the store did (stored, duplicates): for HTTPS, whose 201 reports it.
     pub async fn commit(&self, prepared: Prepared) -> Result<Accepted, IngestError> {
+        let implausible = prepared
+            .observations
+            .iter()
+            .filter(|o| o.implausible)
+            .count();
+        let sequence = prepared.sequence;
+        let (done, receipt) = oneshot::channel::<Result<Receipt, StoreError>>();
+        let (observations, detect) = self.split(prepared);
+        self.store.submit_observations(
+            observations,
+            Box::new(move |result| {
+                if let Ok(receipt) = &result {
+                    detect(receipt);
+                }
+                let _ = done.send(result);
+            }),
+        );
+        let receipt = match receipt.await {
+            Ok(result) => result.map_err(store_refusal)?,
+            Err(_) => return Err(IngestError::Store(StoreError::CommitterStopped)),
+        };
+        Ok(Accepted {
+            sequence,
+            stored: receipt.stored,
+            duplicates: receipt.duplicates,
+            implausible,
+        })
+    }
+
+    /// The concurrent half for senders told only "safe" (MQTT's PUBACK): returns once the pack
+    /// is durable in the store's intake log (ADR 0014), before the database holds it; every
+    /// read that begins after sees it. Detection hears of it once it is in the database.
+    pub async fn log(&self, prepared: Prepared) -> Result<(), IngestError> {
+        let (done, logged) = oneshot::channel::<Result<(), StoreError>>();
+        let (observations, detect) = self.split(prepared);
+        self.store.submit_observations_logged(
+            observations,
+            Box::new(move |result| {
+                let _ = done.send(result);
+            }),
+            Box::new(move |result| {
+                if let Ok(receipt) = &result {
+                    detect(receipt);
+                }
+            }),
+        );
+        match logged.await {
+            Ok(result) => result.map_err(store_refusal),
+            Err(_) => Err(IngestError::Store(StoreError::CommitterStopped)),
+        }
+    }
+
+    /// The observations to store, and what tells detection once they are stored (it runs on
+    /// the store's committer thread, and never blocks).
+    fn split(
+        &self,
+        prepared: Prepared,
+    ) -> (Vec<Observation>, impl FnOnce(&Receipt) + Send + use<>) {
         let Prepared {
             device,
             class,
@@ -326,52 +388,40 @@ impl Ingest {
             now,
             bytes,
         } = prepared;
-        let device = &device;
-        let implausible = observations.iter().filter(|o| o.implausible).count();
-
         // What detection will see of the pack, taken before the store owns the observations.
-        let readings: Option<Vec<vigil_detect::Reading>> = self.detection.as_ref().map(|_| {
-            observations
+        let seen = self.detection.clone().map(|detection| {
+            let readings: Vec<vigil_detect::Reading> = observations
                 .iter()
                 .map(|o| vigil_detect::Reading {
                     quantity: o.quantity,
                     value: o.value,
                     time: o.time,
                 })
-                .collect()
+                .collect();
+            (detection, readings)
         });
-        let (done, receipt) = oneshot::channel::<Result<Receipt, StoreError>>();
-        self.store.submit_observations(
-            observations,
-            Box::new(move |result| {
-                let _ = done.send(result);
-            }),
-        );
-        let receipt = match receipt.await {
-            Ok(Ok(receipt)) => receipt,
-            Ok(Err(StoreError::Overloaded)) => return Err(IngestError::Overloaded),
-            Ok(Err(error)) => return Err(IngestError::Store(error)),
-            Err(_) => return Err(IngestError::Store(StoreError::CommitterStopped)),
+        let detect = move |receipt: &Receipt| {
+            if let Some((detection, readings)) = seen {
+                detection.report(vigil_detect::Event::Stored {
+                    at: now,
+                    device,
+                    class,
+                    patient,
+                    sequence,
+                    bytes,
+                    readings,
+                    stored: receipt.stored,
+                    duplicates: receipt.duplicates,
+                });
+            }
         };
+        (observations, detect)
+    }
+}
 
-        if let Some(readings) = readings {
-            self.report(vigil_detect::Event::Stored {
-                at: now,
-                device: device.clone(),
-                class,
-                patient: patient.clone(),
-                sequence,
-                bytes,
-                readings,
-                stored: receipt.stored,
-                duplicates: receipt.duplicates,
-            });
-        }
-        Ok(Accepted {
-            sequence,
-            stored: receipt.stored,
-            duplicates: receipt.duplicates,
-            implausible,
-        })
+fn store_refusal(error: StoreError) -> IngestError {
+    match error {
+        StoreError::Overloaded => IngestError::Overloaded,
+        error => IngestError::Store(error),
     }
 }

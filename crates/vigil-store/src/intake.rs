@@ -1,5 +1,5 @@
-//! The intake log of ADR 0014 (proposed; not yet on the ingest path): append-only segment
-//! files of records, synced in groups, read back on open, released once applied.
+//! The intake log of ADR 0014: append-only segment files of records, synced in groups, read
+//! back on open, released once applied. `sqlite/intake_stage.rs` puts it on the ingest path.
 //!
 //! A record is `[length: u32 LE][check: 8 bytes][payload]`, the check being the first 8 bytes
 //! of SHA-256 over the length and the payload. Records are numbered from 0 across segments
@@ -56,6 +56,12 @@ impl IntakeLog {
         let segments = segment_list(dir)?;
         // A log with no segment yet continues the numbering after what was applied.
         let mut next = segments.first().copied().unwrap_or(from);
+        if next > from {
+            // Segments are deleted only once applied: records after `from` are missing.
+            return Err(StoreError::Corrupt(format!(
+                "the intake log begins at record {next}, after record {from} it still owes"
+            )));
+        }
         let mut current_bytes = 0;
         for (index, &first) in segments.iter().enumerate() {
             if first != next {
@@ -164,6 +170,12 @@ impl IntakeLog {
         }
         Ok(())
     }
+}
+
+/// How many observations a record's payload holds; refuses a payload that does not decode as
+/// the store writes them (for tools and fuzzing: the store decodes its own records on open).
+pub fn observations_in(payload: &[u8]) -> Result<usize, StoreError> {
+    crate::sqlite::intake_record::decode(payload).map(|rows| rows.len())
 }
 
 /// The records at the start of `bytes` that are whole and pass their check, and how many bytes
@@ -403,10 +415,11 @@ mod tests {
         // Records 0 and 1 applied: their segments go; the one being written always stays.
         log.release(2).unwrap();
         assert_eq!(segments(&dir), [2, 3]);
-        log.release(100).unwrap();
+        log.release(4).unwrap();
         assert_eq!(segments(&dir), [3]);
         drop(log);
-        let (mut log, seen) = open(&dir, 1, 0);
+        // Reopened owing record 3 (the database applied 0 to 2).
+        let (mut log, seen) = open(&dir, 1, 3);
         assert_eq!(seen, vec![(3, record(3))]);
         assert_eq!(log.append(&record(4)).unwrap(), 4);
     }
@@ -417,6 +430,22 @@ mod tests {
         let (mut log, seen) = open(&tmp.path().join("intake"), 1 << 20, 41);
         assert!(seen.is_empty());
         assert_eq!(log.append(b"next").unwrap(), 41);
+    }
+
+    #[test]
+    fn a_log_that_begins_after_what_it_still_owes_refuses_to_open() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("intake");
+        let (mut log, _) = open(&dir, 1 << 20, 10);
+        log.append(b"ten").unwrap();
+        log.sync().unwrap();
+        drop(log);
+        // A database restored from an older copy: it has applied only up to record 4.
+        assert!(matches!(
+            IntakeLog::open(&dir, 1 << 20, 4, |_, _| Ok(())),
+            Err(StoreError::Corrupt(_))
+        ));
+        assert_eq!(open(&dir, 1 << 20, 10).1.len(), 1);
     }
 
     #[test]

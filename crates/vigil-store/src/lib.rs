@@ -421,6 +421,17 @@ pub trait ClinicalStore: Send + Sync {
     /// committer thread once the batch holding them is durable (or failed).
     fn submit_observations(&self, observations: Vec<Observation>, done: Completion);
 
+    /// Like [`ClinicalStore::submit_observations`], and `logged` runs as soon as the
+    /// observations are durable in the intake log (ADR 0014): safe to acknowledge, and seen by
+    /// every read that begins after. `applied` runs once they are in the database, with what
+    /// it did. Without the intake log (another process holds it), both wait for the database.
+    fn submit_observations_logged(
+        &self,
+        observations: Vec<Observation>,
+        logged: Logged,
+        applied: Completion,
+    );
+
     /// A patient's observations of one quantity with `from <= time < to`, oldest first,
     /// unsealed.
     fn observations(
@@ -458,3 +469,6 @@ pub trait ClinicalStore: Send + Sync {
 
 /// Called once a submitted batch is durable, or failed.
 pub type Completion = Box<dyn FnOnce(Result<Receipt, StoreError>) + Send>;
+
+/// Called once submitted observations are durable in the intake log, or failed.
+pub type Logged = Box<dyn FnOnce(Result<(), StoreError>) + Send>;

@@ -77,12 +77,22 @@ fn spo2(device_id: &str, patient_id: &str, sequence: u64, value: f64) -> Observa
     }
 }
 
-/// Every byte SQLite has on disk for this database: the main file and the write-ahead log.
+/// Every byte the store has on disk: the database, its write-ahead log, and the intake log's
+/// segments (ADR 0014).
 fn raw_bytes(dir: &Path) -> Vec<u8> {
     let mut bytes = std::fs::read(dir.join("vigil.db")).unwrap();
     if let Ok(wal) = std::fs::read(dir.join("vigil.db-wal")) {
         bytes.extend(wal);
     }
+    let mut segments = 0;
+    for entry in std::fs::read_dir(dir.join(vigil_store::sqlite::INTAKE_DIR)).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension() == Some("log".as_ref()) {
+            bytes.extend(std::fs::read(path).unwrap());
+            segments += 1;
+        }
+    }
+    assert!(segments > 0, "no intake segment to look into");
     bytes
 }
 

@@ -257,6 +257,13 @@ pub fn store_problem(error: vigil_store::StoreError) -> Problem {
             "Already exists",
             "a user with this name exists",
         ),
+        vigil_store::StoreError::Overloaded => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            "Hub busy",
+            "the store is busy; retry after a second",
+        )
+        .with_retry_after(1),
         other => Problem::internal(&other),
     }
 }

@@ -109,7 +109,11 @@ impl From<AuthorizeError> for Fail {
 
 impl From<vigil_store::StoreError> for Fail {
     fn from(error: vigil_store::StoreError) -> Fail {
-        internal(&error)
+        match error {
+            // The store could not bring its database up to what it acknowledged in time.
+            vigil_store::StoreError::Overloaded => Fail(FhirError::Unavailable),
+            other => internal(&other),
+        }
     }
 }
 

@@ -572,9 +572,8 @@ impl Session {
                 let device = device.clone();
                 Work::Task(tokio::spawn(async move {
                     ingest
-                        .commit(prepared)
+                        .log(prepared)
                         .await
-                        .map(|_| ())
                         .map_err(|error| refusal(&device, &error))
                 }))
             }

@@ -15,8 +15,8 @@ use crate::seal::{
     observation_aad_into, patient_field_aad,
 };
 use crate::{
-    Assignment, ClinicalStore, Completion, Demographics, ObservationQuery, PatientRecord, Receipt,
-    StoreError, StoredObservation,
+    Assignment, ClinicalStore, Completion, Demographics, Logged, ObservationQuery, PatientRecord,
+    Receipt, StoreError, StoredObservation,
 };
 
 /// `flags` bit: the value is outside what is physically possible.
@@ -201,7 +201,10 @@ fn purge_write_ahead_log(connection: &Connection) -> Result<(), StoreError> {
 impl SqliteStore {
     /// Seals and hashes observations on the caller's thread, so that callers on every core
     /// share the work and the committer only inserts.
-    fn prepare(&self, observations: &[Observation]) -> Result<Vec<PreparedRow>, StoreError> {
+    pub(super) fn prepare(
+        &self,
+        observations: &[Observation],
+    ) -> Result<Vec<PreparedRow>, StoreError> {
         let mut keys: Vec<(&PatientId, Arc<DataKey>)> = Vec::new();
         let mut rows = Vec::with_capacity(observations.len());
         let mut aad = Vec::with_capacity(128);
@@ -388,13 +391,36 @@ impl ClinicalStore for SqliteStore {
 
     fn commit_observations(&self, observations: Vec<Observation>) -> Result<Receipt, StoreError> {
         let rows = self.prepare(&observations)?;
-        self.committer.commit(rows)
+        let (reply, receipt) = std::sync::mpsc::sync_channel(1);
+        self.submit_rows(
+            rows,
+            None,
+            Box::new(move |result| {
+                let _ = reply.send(result);
+            }),
+        );
+        receipt.recv().map_err(|_| StoreError::CommitterStopped)?
     }
 
     fn submit_observations(&self, observations: Vec<Observation>, done: Completion) {
         match self.prepare(&observations) {
-            Ok(rows) => self.committer.submit(rows, done),
+            Ok(rows) => self.submit_rows(rows, None, done),
             Err(error) => done(Err(error)),
+        }
+    }
+
+    fn submit_observations_logged(
+        &self,
+        observations: Vec<Observation>,
+        logged: Logged,
+        applied: Completion,
+    ) {
+        match self.prepare(&observations) {
+            Ok(rows) => self.submit_rows(rows, Some(logged), applied),
+            Err(error) => {
+                logged(Err(super::echo(&error)));
+                applied(Err(error));
+            }
         }
     }
 
@@ -405,6 +431,7 @@ impl ClinicalStore for SqliteStore {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Vec<Observation>, StoreError> {
+        self.caught_up()?;
         let connection = self.connection();
         let key = self.sealer.data_key(&connection, patient)?;
         let code = quantity.spec().mdc.code();
@@ -455,14 +482,17 @@ impl ClinicalStore for SqliteStore {
         &self,
         query: &ObservationQuery,
     ) -> Result<Vec<StoredObservation>, StoreError> {
+        self.caught_up()?;
         super::pages::page(&self.connection(), &self.sealer, query)
     }
 
     fn count_observations(&self, query: &ObservationQuery) -> Result<u64, StoreError> {
+        self.caught_up()?;
         super::pages::count(&self.connection(), query)
     }
 
     fn observation(&self, id: i64) -> Result<Option<StoredObservation>, StoreError> {
+        self.caught_up()?;
         super::pages::one(&self.connection(), &self.sealer, id)
     }
 

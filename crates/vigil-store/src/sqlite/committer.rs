@@ -7,10 +7,17 @@
 //! for the whole batch. Only then does it tell each caller, so "stored" always means "on
 //! disk". A caller whose observations cannot be stored (no patient, patient erased) is refused
 //! alone; a database failure fails the whole batch, which is rolled back.
+//!
+//! Behind the intake log (ADR 0014, `intake_stage.rs`) the jobs carry their record's position:
+//! the committer records the position after the batch's last one in the batch's own
+//! transaction, and a batch that fails is tried again rather than failed, since its senders
+//! were already told the observations are safe (the log keeps them until they are applied).
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
@@ -18,6 +25,7 @@ use vigil_model::{DeviceId, PatientId, Timestamp};
 
 use super::audit_log::{append_leaf, batch_leaf};
 use super::clinical::row_hash;
+use super::intake_stage::Progress;
 use super::wal::LogRestart;
 use crate::{Completion, Receipt, StoreError};
 
@@ -39,6 +47,9 @@ pub struct CommitSettings {
     pub checkpoint_interval: Duration,
     /// A log past this many bytes is restarted after its checkpoint (256 MiB).
     pub log_restart_bytes: i64,
+    /// Intake log segments grow to about this size; each is deleted once applied (32 MiB,
+    /// about 6 s of intake at 5,000 messages/s).
+    pub intake_segment_bytes: u64,
 }
 
 impl Default for CommitSettings {
@@ -49,6 +60,7 @@ impl Default for CommitSettings {
             queue: 4096,
             checkpoint_interval: super::wal::INTERVAL,
             log_restart_bytes: super::wal::LOG_RESTART_BYTES,
+            intake_segment_bytes: 32 << 20,
         }
     }
 }
@@ -69,52 +81,126 @@ pub(crate) struct PreparedRow {
 struct Job {
     rows: Vec<PreparedRow>,
     done: Completion,
+    /// The job's intake record, when it came through the intake log.
+    position: Option<u64>,
 }
 
+/// The committer thread's handle: dropping it lets the thread finish what queued, and waits.
 pub(crate) struct Committer {
-    queue: SyncSender<Job>,
+    queue: Option<SyncSender<Job>>,
+    stopping: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
 }
+
+/// Longest pause between attempts at a failing batch of logged observations.
+const RETRY_CEILING: Duration = Duration::from_secs(2);
 
 impl Committer {
     /// Starts the committer thread; between batches it lets the log restart when `restart`
-    /// asks.
+    /// asks, and it reports applied intake positions to `progress`.
     pub(crate) fn start(
         connection: Connection,
         settings: CommitSettings,
         restart: Arc<LogRestart>,
+        progress: Option<Arc<Progress>>,
     ) -> Result<Committer, StoreError> {
         let (queue, jobs) = sync_channel::<Job>(settings.queue);
-        std::thread::Builder::new()
+        let stopping = Arc::new(AtomicBool::new(false));
+        let thread_stopping = Arc::clone(&stopping);
+        let thread = std::thread::Builder::new()
             .name("vigil-committer".into())
-            .spawn(move || run(connection, &jobs, settings, &restart))
+            .spawn(move || {
+                run(
+                    connection,
+                    &jobs,
+                    settings,
+                    &restart,
+                    progress.as_deref(),
+                    &thread_stopping,
+                );
+            })
             .map_err(|source| StoreError::File {
                 path: "committer thread".into(),
                 source,
             })?;
-        Ok(Committer { queue })
+        Ok(Committer {
+            queue: Some(queue),
+            stopping,
+            thread: Some(thread),
+        })
     }
 
+    fn queue(&self) -> Result<&SyncSender<Job>, StoreError> {
+        self.queue.as_ref().ok_or(StoreError::CommitterStopped)
+    }
+
+    /// Queues rows stored straight to the database; a full queue refuses at once.
     pub(crate) fn submit(&self, rows: Vec<PreparedRow>, done: Completion) {
-        match self.queue.try_send(Job { rows, done }) {
+        let job = Job {
+            rows,
+            done,
+            position: None,
+        };
+        let queue = match self.queue() {
+            Ok(queue) => queue,
+            Err(error) => return (job.done)(Err(error)),
+        };
+        match queue.try_send(job) {
             Ok(()) => {}
             Err(TrySendError::Full(job)) => (job.done)(Err(StoreError::Overloaded)),
             Err(TrySendError::Disconnected(job)) => (job.done)(Err(StoreError::CommitterStopped)),
         }
     }
 
-    pub(crate) fn commit(&self, rows: Vec<PreparedRow>) -> Result<Receipt, StoreError> {
-        let (reply, receipt) = sync_channel(1);
+    /// Queues the rows of the intake record at `position`, waiting while the queue is full.
+    pub(crate) fn forward(&self, rows: Vec<PreparedRow>, done: Completion, position: u64) {
         let job = Job {
             rows,
-            done: Box::new(move |result| {
-                let _ = reply.send(result);
-            }),
+            done,
+            position: Some(position),
         };
-        self.queue
-            .send(job)
-            .map_err(|_| StoreError::CommitterStopped)?;
-        receipt.recv().map_err(|_| StoreError::CommitterStopped)?
+        let sent = match self.queue() {
+            Ok(queue) => queue.send(job).map_err(|error| error.0),
+            Err(_) => Err(job),
+        };
+        if let Err(job) = sent {
+            // Logged already: the next open applies it from the intake log.
+            (job.done)(Err(StoreError::CommitterStopped));
+        }
     }
+}
+
+impl Drop for Committer {
+    fn drop(&mut self) {
+        self.stopping.store(true, Ordering::Relaxed);
+        self.queue = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The position after the last intake record the database holds (schema 6).
+pub(crate) fn applied_position(connection: &Connection) -> Result<u64, StoreError> {
+    let next: i64 =
+        connection.query_row("SELECT next FROM intake_applied", [], |row| row.get(0))?;
+    u64::try_from(next).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// Applies intake records read back on open (their senders were told long ago).
+pub(crate) fn apply_replayed(
+    connection: &mut Connection,
+    records: Vec<(u64, Vec<PreparedRow>)>,
+) -> Result<(), StoreError> {
+    let batch: Vec<Job> = records
+        .into_iter()
+        .map(|(position, rows)| Job {
+            rows,
+            done: Box::new(|_| {}),
+            position: Some(position),
+        })
+        .collect();
+    write(connection, &batch).map(|_| ())
 }
 
 fn run(
@@ -122,6 +208,8 @@ fn run(
     jobs: &Receiver<Job>,
     settings: CommitSettings,
     restart: &LogRestart,
+    progress: Option<&Progress>,
+    stopping: &AtomicBool,
 ) {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
@@ -136,22 +224,50 @@ fn run(
                 Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
             }
         }
-        let results = match write(&mut connection, &batch) {
-            Ok(results) => results,
-            // Everything was rolled back; every caller learns why.
-            Err(error) => {
-                let message = error.to_string();
-                batch
-                    .iter()
-                    .map(|_| Err(StoreError::BatchFailed(message.clone())))
-                    .collect()
+        let logged = batch.iter().any(|job| job.position.is_some());
+        let mut pause = Duration::from_millis(10);
+        let mut committed = false;
+        let results = loop {
+            match write(&mut connection, &batch) {
+                Ok(results) => {
+                    committed = true;
+                    break results;
+                }
+                Err(error) if logged && !stopping.load(Ordering::Relaxed) => {
+                    // Acknowledged already: keep trying (the intake queue fills meanwhile and
+                    // refuses new work, so senders slow down instead of memory growing).
+                    tracing::error!(%error, "applying logged observations failed; trying again");
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(RETRY_CEILING);
+                }
+                // Everything was rolled back; every caller learns why (logged ones stay in
+                // the intake log for the next open).
+                Err(error) => {
+                    let message = error.to_string();
+                    break batch
+                        .iter()
+                        .map(|_| Err(StoreError::BatchFailed(message.clone())))
+                        .collect();
+                }
             }
         };
+        if let (true, Some(progress), Some(next)) = (committed, progress, next_position(&batch)) {
+            progress.applied(next);
+        }
         for (job, result) in batch.into_iter().zip(results) {
             (job.done)(result);
         }
         restart.catch_up(&connection);
     }
+}
+
+/// The position after the batch's last intake record, if it holds any.
+fn next_position(batch: &[Job]) -> Option<u64> {
+    batch
+        .iter()
+        .filter_map(|job| job.position)
+        .max()
+        .map(|last| last + 1)
 }
 
 /// Writes one batch in one transaction; returns one result per job.
@@ -229,6 +345,10 @@ fn write(
     }
     if !stored_rows.is_empty() {
         append_leaf(&tx, Timestamp::now(), "batch", &batch_leaf(&stored_rows))?;
+    }
+    if let Some(next) = next_position(batch) {
+        let next = i64::try_from(next).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        tx.execute("UPDATE intake_applied SET next = MAX(next, ?1)", [next])?;
     }
     tx.commit()?;
     Ok(results)

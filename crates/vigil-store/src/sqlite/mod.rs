@@ -6,13 +6,16 @@
 //! does not linger in free pages. The file is created 0600 before SQLite opens it (SQLite gives
 //! its `-wal` and `-shm` files the same mode).
 //!
-//! Observations are written by one committer thread with its own connection ([`committer`]);
-//! everything else goes through a shared connection.
+//! Observations are written by one committer thread with its own connection ([`committer`]),
+//! behind the intake log when this process holds it ([`intake_stage`], ADR 0014); everything
+//! else goes through a shared connection.
 
 mod access;
 mod audit_log;
 mod clinical;
 mod committer;
+pub(crate) mod intake_record;
+mod intake_stage;
 mod outbox;
 mod pages;
 mod people;
@@ -29,12 +32,14 @@ use std::time::Duration;
 use rusqlite::Connection;
 use vigil_model::Timestamp;
 
-use crate::StoreError;
 use crate::seal::KeyEncryptionKeys;
+use crate::{Completion, Logged, StoreError};
 
 use clinical::Sealer;
 pub use committer::CommitSettings;
-use committer::Committer;
+use committer::{Committer, PreparedRow};
+pub use intake_stage::INTAKE_DIR;
+use intake_stage::IntakeStage;
 
 /// The database file's name inside the data directory.
 pub const DATABASE_FILE: &str = "vigil.db";
@@ -46,6 +51,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_3.sql"),
     include_str!("schema_4.sql"),
     include_str!("schema_5.sql"),
+    include_str!("schema_6.sql"),
 ];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
@@ -53,8 +59,18 @@ const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 pub struct SqliteStore {
     connection: Mutex<Connection>,
     sealer: Arc<Sealer>,
-    committer: Committer,
+    // Dropped in this order: the intake thread finishes, then the committer, then the last
+    // checkpoint.
+    writes: Writes,
     _checkpointer: wal::Checkpointer,
+}
+
+/// Where observations go.
+enum Writes {
+    /// Through the intake log, then the committer (this process holds the log).
+    Logged(IntakeStage),
+    /// Straight to the committer (another process holds the intake log).
+    Direct(Committer),
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -93,13 +109,25 @@ impl SqliteStore {
         migrate(&connection)?;
         wal::leave_checkpoints_to_the_checkpointer(&connection)?;
         let sealer = Arc::new(Sealer::new(keys));
-        let writer = connect(&path)?;
+        let mut writer = connect(&path)?;
         // The committer writes most of the data: give it a page cache that holds the indexes'
         // hot pages (64 MiB; SQLite's default is 2 MiB).
         writer.pragma_update(None, "cache_size", -65_536)?;
         wal::leave_checkpoints_to_the_checkpointer(&writer)?;
+        let intake = IntakeStage::open(data_dir, &mut writer, settings.intake_segment_bytes)?;
         let restart = Arc::new(wal::LogRestart::default());
-        let committer = Committer::start(writer, settings, Arc::clone(&restart))?;
+        let progress = intake.as_ref().map(|(_, _, progress)| Arc::clone(progress));
+        let committer = Committer::start(writer, settings, Arc::clone(&restart), progress)?;
+        let writes = match intake {
+            Some((log, lock, progress)) => Writes::Logged(IntakeStage::start(
+                log,
+                lock,
+                progress,
+                committer,
+                settings.queue,
+            )?),
+            None => Writes::Direct(committer),
+        };
         let checkpointer = wal::Checkpointer::start(
             &path,
             settings.checkpoint_interval,
@@ -109,9 +137,44 @@ impl SqliteStore {
         Ok(SqliteStore {
             connection: Mutex::new(connection),
             sealer,
-            committer,
+            writes,
             _checkpointer: checkpointer,
         })
+    }
+
+    /// Queues prepared rows: `logged` (if any) runs once they are durable, `applied` once they
+    /// are in the database. Without the intake log both are the database commit.
+    fn submit_rows(&self, rows: Vec<PreparedRow>, logged: Option<Logged>, applied: Completion) {
+        match &self.writes {
+            Writes::Logged(stage) => match intake_record::encode(&rows) {
+                Ok(record) => stage.submit(rows, record, logged, applied),
+                Err(error) => {
+                    if let Some(logged) = logged {
+                        logged(Err(echo(&error)));
+                    }
+                    applied(Err(error));
+                }
+            },
+            Writes::Direct(committer) => {
+                let applied: Completion = match logged {
+                    None => applied,
+                    Some(logged) => Box::new(move |result| {
+                        logged(result.as_ref().map(|_| ()).map_err(echo));
+                        applied(result);
+                    }),
+                };
+                committer.submit(rows, applied);
+            }
+        }
+    }
+
+    /// The read barrier: waits until every observation acknowledged before the call is in the
+    /// database (ADR 0014).
+    pub(crate) fn caught_up(&self) -> Result<(), StoreError> {
+        match &self.writes {
+            Writes::Logged(stage) => stage.wait_for_applied(),
+            Writes::Direct(_) => Ok(()),
+        }
     }
 
     pub(crate) fn connection(&self) -> MutexGuard<'_, Connection> {
@@ -120,6 +183,19 @@ impl SqliteStore {
         self.connection
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// The same refusal for a second listener (`StoreError` holds I/O errors, so is not `Clone`).
+fn echo(error: &StoreError) -> StoreError {
+    match error {
+        StoreError::Overloaded => StoreError::Overloaded,
+        StoreError::CommitterStopped => StoreError::CommitterStopped,
+        StoreError::Refused { patient, reason } => StoreError::Refused {
+            patient: patient.clone(),
+            reason: reason.clone(),
+        },
+        other => StoreError::BatchFailed(other.to_string()),
     }
 }
 
