@@ -6,9 +6,15 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let (records, valid) = vigil_store::intake::decode(data);
+    let (records, valid) = vigil_store::intake::decode(data, 0);
     assert!(valid <= data.len());
-    assert!(records.iter().map(|r| r.len() + 12).sum::<usize>() == valid);
+    assert!(
+        records
+            .iter()
+            .map(|r| r.len() + vigil_store::intake::HEADER)
+            .sum::<usize>()
+            == valid
+    );
     for record in records {
         let _ = vigil_store::intake::observations_in(record);
     }

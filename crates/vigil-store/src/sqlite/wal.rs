@@ -130,8 +130,8 @@ fn run(
             stopped.recv_timeout(interval),
             Ok(()) | Err(RecvTimeoutError::Disconnected)
         );
-        // The store does not log (ADR: errors go to callers); a failed checkpoint only lets
-        // the log grow until the next one succeeds.
+        // Not logged: a failed checkpoint (a reader holding old frames, mostly) only lets the
+        // log grow until the next one succeeds.
         if let Ok((frames, _)) = passive_checkpoint(connection)
             && frames > restart_frames
             && passive_checkpoint(connection).is_ok()
