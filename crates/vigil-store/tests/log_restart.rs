@@ -12,6 +12,8 @@ use vigil_store::seal::Keyring;
 use vigil_store::sqlite::CommitSettings;
 use vigil_store::{ClinicalStore, Demographics, SqliteStore};
 
+const IN_FLIGHT: usize = 8;
+
 /// Commits one small batch after another for `run`, as ingest under load does (the committer
 /// never idle long enough for a checkpoint to find the log fully copied); returns the bytes in
 /// the log at the end (frames written since it last restarted), and the commits made.
@@ -33,7 +35,16 @@ fn steady_commits(dir: &Path, settings: CommitSettings, run: Duration) -> (i64, 
         .unwrap();
     let started = Instant::now();
     let mut commits = 0u64;
+    // Several submissions outstanding, so that the committer always has the next batch waiting
+    // (one at a time, each would also wait for the intake log's sync, and the committer idle).
+    let (done, finished) =
+        std::sync::mpsc::channel::<Result<vigil_store::Receipt, vigil_store::StoreError>>();
+    let mut outstanding = 0;
     while started.elapsed() < run {
+        if outstanding == IN_FLIGHT {
+            finished.recv().unwrap().unwrap();
+            outstanding -= 1;
+        }
         commits += 1;
         let batch = (0..20)
             .map(|n| Observation {
@@ -47,7 +58,17 @@ fn steady_commits(dir: &Path, settings: CommitSettings, run: Duration) -> (i64, 
                 implausible: false,
             })
             .collect();
-        store.commit_observations(batch).unwrap();
+        let done = done.clone();
+        store.submit_observations(
+            batch,
+            Box::new(move |result| {
+                let _ = done.send(result);
+            }),
+        );
+        outstanding += 1;
+    }
+    for _ in 0..outstanding {
+        finished.recv().unwrap().unwrap();
     }
     let connection = rusqlite::Connection::open(dir.join("vigil.db")).unwrap();
     let page: i64 = connection

@@ -40,8 +40,9 @@ pub struct CommitSettings {
     pub max_wait: Duration,
     /// A batch commits as soon as it holds this many observations.
     pub max_rows: usize,
-    /// Submissions waiting for the committer, at most; beyond, `submit` refuses with
-    /// [`StoreError::Overloaded`] so that ingest can slow its senders.
+    /// Submissions waiting for the intake thread, and for the committer, at most each; beyond,
+    /// a submission is refused with [`StoreError::Overloaded`] so that ingest can slow its
+    /// senders.
     pub queue: usize,
     /// How often the log is copied into the database (5 s, measured: `sqlite/wal.rs`).
     pub checkpoint_interval: Duration,

@@ -261,6 +261,8 @@ fn run(
     committer: &Committer,
     progress: &Progress,
 ) {
+    // Whether the log failed (and said so): it refuses every later append until reopened.
+    let mut stopped = false;
     while let Ok(first) = submissions.recv() {
         let mut group = vec![first];
         while group.len() < GROUP {
@@ -274,6 +276,12 @@ fn run(
             match log.append(&submission.record) {
                 Ok(position) => appended.push((position, submission)),
                 Err(error) => {
+                    // The log refuses every later append too, until it is opened again: say
+                    // so once, not once per sender.
+                    if !stopped {
+                        stopped = true;
+                        tracing::error!(%error, "the intake log could not be written; ingest stops until the hub restarts");
+                    }
                     let message = error.to_string();
                     fail(submission, || StoreError::BatchFailed(message.clone()));
                 }
@@ -285,7 +293,10 @@ fn run(
         if let Err(error) = log.sync() {
             // Appended but not known durable: never acknowledged. If they did reach the disk,
             // the next open applies them, and the senders' retries are stored once.
-            tracing::error!(%error, "the intake log could not be synced; ingest stops until the hub restarts");
+            if !stopped {
+                stopped = true;
+                tracing::error!(%error, "the intake log could not be synced; ingest stops until the hub restarts");
+            }
             let message = error.to_string();
             for (_, submission) in appended {
                 fail(submission, || StoreError::BatchFailed(message.clone()));
