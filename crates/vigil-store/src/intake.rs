@@ -333,7 +333,7 @@ fn cut(path: &Path, length: usize) -> Result<(), StoreError> {
         .map_err(|source| file_error(path, source))
 }
 
-fn file_error(path: &Path, source: std::io::Error) -> StoreError {
+pub(crate) fn file_error(path: &Path, source: std::io::Error) -> StoreError {
     StoreError::File {
         path: path.to_owned(),
         source,

@@ -23,7 +23,7 @@ use rusqlite::Connection;
 
 use super::committer::{Committer, PreparedRow};
 use super::intake_record;
-use crate::intake::IntakeLog;
+use crate::intake::{IntakeLog, file_error};
 use crate::{Completion, Logged, StoreError};
 
 /// The intake log's directory inside the data directory.
@@ -106,6 +106,15 @@ struct Submission {
     applied: Completion,
 }
 
+/// The intake log opened and caught up with, ready for [`IntakeStage::start`].
+pub(crate) struct Recovered {
+    log: IntakeLog,
+    /// Held for as long as the log is appended to.
+    lock: File,
+    /// Shared with the committer, which reports what it applied.
+    pub(crate) progress: Arc<Progress>,
+}
+
 /// The intake thread's handle: dropping it lets the thread finish what queued, and waits.
 pub(crate) struct IntakeStage {
     queue: Option<SyncSender<Submission>>,
@@ -115,14 +124,13 @@ pub(crate) struct IntakeStage {
 
 impl IntakeStage {
     /// Opens the intake log under `data_dir` if no other process holds it, and applies through
-    /// `writer` every record after the applied position the database records. Returns the log,
-    /// its lock and the progress to [`IntakeStage::start`] with; `Ok(None)` when another
-    /// process holds the log.
+    /// `writer` every record after the applied position the database records; `Ok(None)` when
+    /// another process holds the log.
     pub(crate) fn open(
         data_dir: &Path,
         writer: &mut Connection,
         segment_bytes: u64,
-    ) -> Result<Option<(IntakeLog, File, Arc<Progress>)>, StoreError> {
+    ) -> Result<Option<Recovered>, StoreError> {
         let dir = data_dir.join(INTAKE_DIR);
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -169,17 +177,25 @@ impl IntakeStage {
             );
         }
         let progress = Arc::new(Progress::new(log.next_position()));
-        Ok(Some((log, lock, progress)))
+        Ok(Some(Recovered {
+            log,
+            lock,
+            progress,
+        }))
     }
 
-    /// Starts the intake thread with `log` (whose `lock` it keeps) in front of `committer`.
+    /// Starts the intake thread with the recovered log (whose lock it keeps) in front of
+    /// `committer`.
     pub(crate) fn start(
-        log: IntakeLog,
-        lock: File,
-        progress: Arc<Progress>,
+        recovered: Recovered,
         committer: Committer,
         queue: usize,
     ) -> Result<IntakeStage, StoreError> {
+        let Recovered {
+            log,
+            lock,
+            progress,
+        } = recovered;
         let (sender, submissions) = sync_channel::<Submission>(queue);
         let thread_progress = Arc::clone(&progress);
         let thread = std::thread::Builder::new()
@@ -313,15 +329,8 @@ fn run(
             committer.forward(submission.rows, submission.applied, position);
         }
         if let Err(error) = log.release(progress.applied_next()) {
-            tracing::warn!(%error, "an applied intake segment could not be deleted");
+            tracing::warn!(%error, "an applied intake segment could not be retired");
         }
-    }
-}
-
-fn file_error(path: &Path, source: std::io::Error) -> StoreError {
-    StoreError::File {
-        path: path.to_owned(),
-        source,
     }
 }
 

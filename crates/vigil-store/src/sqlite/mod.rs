@@ -116,16 +116,10 @@ impl SqliteStore {
         wal::leave_checkpoints_to_the_checkpointer(&writer)?;
         let intake = IntakeStage::open(data_dir, &mut writer, settings.intake_segment_bytes)?;
         let restart = Arc::new(wal::LogRestart::default());
-        let progress = intake.as_ref().map(|(_, _, progress)| Arc::clone(progress));
+        let progress = intake.as_ref().map(|log| Arc::clone(&log.progress));
         let committer = Committer::start(writer, settings, Arc::clone(&restart), progress)?;
         let writes = match intake {
-            Some((log, lock, progress)) => Writes::Logged(IntakeStage::start(
-                log,
-                lock,
-                progress,
-                committer,
-                settings.queue,
-            )?),
+            Some(log) => Writes::Logged(IntakeStage::start(log, committer, settings.queue)?),
             None => Writes::Direct(committer),
         };
         let checkpointer = wal::Checkpointer::start(
