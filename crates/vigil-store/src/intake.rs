@@ -108,6 +108,18 @@ impl IntakeLog {
                 }
             }
         }
+        let mut segments = segments;
+        if next < from {
+            // The log ends before what the database has applied (its last segments were moved
+            // away after damage, or lost): every record left is applied. Numbering goes on
+            // after `from`, or a later open would take new records for applied ones.
+            for first in segments.drain(..) {
+                let path = segment_path(dir, first);
+                std::fs::remove_file(&path).map_err(|source| file_error(&path, source))?;
+            }
+            next = from;
+            offset = 0;
+        }
         let (segments, current) = match segments.last() {
             Some(&last) => {
                 let current = open_for_writing(&segment_path(dir, last))?;
@@ -555,6 +567,27 @@ mod tests {
             Err(StoreError::Corrupt(_))
         ));
         assert_eq!(open(&dir, 1 << 20, 10).1.len(), 1);
+    }
+
+    #[test]
+    fn a_log_that_ends_before_what_was_applied_numbers_on_after_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("intake");
+        let (mut log, _) = open(&dir, 1 << 20, 0);
+        for n in 0..3 {
+            log.append(&record(n)).unwrap();
+        }
+        log.sync().unwrap();
+        drop(log);
+        // The database applied up to record 9: records 3 to 9 were in segments moved away.
+        let (mut log, seen) = open(&dir, 1 << 20, 10);
+        assert!(seen.is_empty());
+        assert_eq!(log.append(b"ten").unwrap(), 10);
+        log.sync().unwrap();
+        drop(log);
+        assert_eq!(segments(&dir), [10]);
+        let (_, seen) = open(&dir, 1 << 20, 10);
+        assert_eq!(seen, vec![(10, b"ten".to_vec())]);
     }
 
     #[test]
