@@ -153,12 +153,13 @@ impl Committer {
         }
     }
 
-    /// Queues the rows of the intake record at `position`, waiting while the queue is full.
-    pub(crate) fn forward(&self, rows: Vec<PreparedRow>, done: Completion, position: u64) {
+    /// Queues rows from the intake thread (with their record's position, if they have one),
+    /// waiting while the queue is full.
+    pub(crate) fn forward(&self, rows: Vec<PreparedRow>, done: Completion, position: Option<u64>) {
         let job = Job {
             rows,
             done,
-            position: Some(position),
+            position,
         };
         let sent = match self.queue() {
             Ok(queue) => queue.send(job).map_err(|error| error.0),

@@ -101,7 +101,9 @@ impl Progress {
 
 struct Submission {
     rows: Vec<PreparedRow>,
-    record: Vec<u8>,
+    /// The rows encoded; `None` for a submission too large for one record (a bulk load),
+    /// which goes to the committer unlogged, in its turn, and is told *logged* once applied.
+    record: Option<Vec<u8>>,
     logged: Option<Logged>,
     applied: Completion,
 }
@@ -216,13 +218,13 @@ impl IntakeStage {
         })
     }
 
-    /// Queues `rows` (encoded as `record`); `logged` runs once they are durable in the log,
-    /// `applied` once they are in the database. A full queue refuses at once with
+    /// Queues `rows` (encoded as `record`, if they fit one); `logged` runs once they are
+    /// durable, `applied` once they are in the database. A full queue refuses at once with
     /// [`StoreError::Overloaded`].
     pub(crate) fn submit(
         &self,
         rows: Vec<PreparedRow>,
-        record: Vec<u8>,
+        record: Option<Vec<u8>>,
         logged: Option<Logged>,
         applied: Completion,
     ) {
@@ -271,6 +273,15 @@ fn fail(submission: Submission, error: impl Fn() -> StoreError) {
     (submission.applied)(Err(error()));
 }
 
+/// `applied`, preceded by `logged` with the same outcome (for a submission that is durable
+/// only once in the database).
+pub(crate) fn told_logged_once_applied(logged: Logged, applied: Completion) -> Completion {
+    Box::new(move |result| {
+        logged(result.as_ref().map(|_| ()).map_err(super::echo));
+        applied(result);
+    })
+}
+
 fn run(
     mut log: IntakeLog,
     submissions: &Receiver<Submission>,
@@ -287,10 +298,15 @@ fn run(
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
+        // Each submission with its record's position (`None`: not logged, too large).
         let mut appended = Vec::with_capacity(group.len());
         for submission in group {
-            match log.append(&submission.record) {
-                Ok(position) => appended.push((position, submission)),
+            let Some(record) = &submission.record else {
+                appended.push((None, submission));
+                continue;
+            };
+            match log.append(record) {
+                Ok(position) => appended.push((Some(position), submission)),
                 Err(error) => {
                     // The log refuses every later append too, until it is opened again: say
                     // so once, not once per sender.
@@ -303,10 +319,8 @@ fn run(
                 }
             }
         }
-        if appended.is_empty() {
-            continue;
-        }
-        if let Err(error) = log.sync() {
+        let logged_any = appended.iter().any(|(position, _)| position.is_some());
+        if logged_any && let Err(error) = log.sync() {
             // Appended but not known durable: never acknowledged. If they did reach the disk,
             // the next open applies them, and the senders' retries are stored once.
             if !stopped {
@@ -321,12 +335,23 @@ fn run(
         }
         progress.logged(log.next_position());
         for (position, submission) in appended {
-            if let Some(logged) = submission.logged {
-                logged(Ok(()));
-            }
+            let Submission {
+                rows,
+                logged,
+                applied,
+                ..
+            } = submission;
+            let applied = match (position, logged) {
+                (Some(_), Some(logged)) => {
+                    logged(Ok(()));
+                    applied
+                }
+                (None, Some(logged)) => told_logged_once_applied(logged, applied),
+                (_, None) => applied,
+            };
             // Blocks while the committer's queue is full: the intake queue then fills and
             // refuses, so a slow database slows the senders instead of growing memory.
-            committer.forward(submission.rows, submission.applied, position);
+            committer.forward(rows, applied, position);
         }
         if let Err(error) = log.release(progress.applied_next()) {
             tracing::warn!(%error, "an applied intake segment could not be retired");
@@ -492,6 +517,42 @@ mod tests {
             let receipt = applied_rx.recv().unwrap().unwrap();
             assert_eq!((receipt.stored, receipt.duplicates), (2, 0));
         }
+    }
+
+    #[test]
+    fn a_submission_too_large_for_one_record_is_stored_unlogged_in_its_turn() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = open(tmp.path());
+        admit(&store);
+        let long = PatientId::new("p".repeat(64)).unwrap();
+        let demographics = Demographics {
+            name: Phi::new("B. Patient".to_owned()),
+            mrn: Phi::new("MRN-2".to_owned()),
+            birth_date: Phi::new(time::macros::date!(1970 - 01 - 01)),
+        };
+        store.add_patient(&long, &demographics, t(0)).unwrap();
+        // About 200 bytes a row with 64-byte ids: 6,000 rows are over a record's 1 MiB.
+        let bulk: Vec<Observation> = (0..6_000)
+            .map(|sequence| Observation {
+                device: DeviceId::new("d".repeat(64)).unwrap(),
+                patient: Some(long.clone()),
+                ..spo2(sequence)
+            })
+            .collect();
+        assert!(intake_record::encode(&store.prepare(&bulk).unwrap()).is_err());
+        store.commit_observations(vec![spo2(1)]).unwrap();
+        let before = applied(&store);
+        let receipt = store.commit_observations(bulk).unwrap();
+        assert_eq!((receipt.stored, receipt.duplicates), (6_000, 0));
+        // Not in the log: the applied position did not move for it.
+        assert_eq!(applied(&store), before);
+        // The next small one is logged again.
+        store.commit_observations(vec![spo2(2)]).unwrap();
+        assert_eq!(applied(&store), before + 1);
+        let read = store
+            .observations(&long, Quantity::Spo2, t(0), t(1_000_000))
+            .unwrap();
+        assert_eq!(read.len(), 6_000);
     }
 
     #[test]

@@ -140,22 +140,15 @@ impl SqliteStore {
     /// are in the database. Without the intake log both are the database commit.
     fn submit_rows(&self, rows: Vec<PreparedRow>, logged: Option<Logged>, applied: Completion) {
         match &self.writes {
-            Writes::Logged(stage) => match intake_record::encode(&rows) {
-                Ok(record) => stage.submit(rows, record, logged, applied),
-                Err(error) => {
-                    if let Some(logged) = logged {
-                        logged(Err(echo(&error)));
-                    }
-                    applied(Err(error));
-                }
-            },
+            // A submission too large for one record (only bulk loads make one) is not logged.
+            Writes::Logged(stage) => {
+                let record = intake_record::encode(&rows).ok();
+                stage.submit(rows, record, logged, applied);
+            }
             Writes::Direct(committer) => {
-                let applied: Completion = match logged {
+                let applied = match logged {
                     None => applied,
-                    Some(logged) => Box::new(move |result| {
-                        logged(result.as_ref().map(|_| ()).map_err(echo));
-                        applied(result);
-                    }),
+                    Some(logged) => intake_stage::told_logged_once_applied(logged, applied),
                 };
                 committer.submit(rows, applied);
             }
