@@ -44,6 +44,9 @@ pub struct CommitSettings {
     /// a submission is refused with [`StoreError::Overloaded`] so that ingest can slow its
     /// senders.
     pub queue: usize,
+    /// Bytes the queued submissions may hold in memory, both queues together (128 MiB, about
+    /// 25 s of intake at 5,000 messages/s of 10 readings); beyond, refused as above.
+    pub queue_bytes: usize,
     /// How often the log is copied into the database (5 s, measured: `sqlite/wal.rs`).
     pub checkpoint_interval: Duration,
     /// A log past this many bytes is restarted after its checkpoint (256 MiB).
@@ -59,6 +62,7 @@ impl Default for CommitSettings {
             max_wait: Duration::ZERO,
             max_rows: 20_000,
             queue: 4096,
+            queue_bytes: 128 << 20,
             checkpoint_interval: super::wal::INTERVAL,
             log_restart_bytes: super::wal::LOG_RESTART_BYTES,
             intake_segment_bytes: 16 << 20,

@@ -556,6 +556,39 @@ mod tests {
     }
 
     #[test]
+    fn past_the_byte_budget_submissions_are_refused_until_the_queues_drain() {
+        let tmp = tempfile::tempdir().unwrap();
+        // Room for about one submission of one reading (its rows and its record).
+        let settings = CommitSettings {
+            queue_bytes: 400,
+            ..CommitSettings::default()
+        };
+        let store = open_with(tmp.path(), settings);
+        admit(&store);
+        let (done, finished) = sync_channel(200);
+        for sequence in 0..100 {
+            let done = done.clone();
+            store.submit_observations(
+                vec![spo2(sequence)],
+                Box::new(move |result| done.send(result).unwrap()),
+            );
+        }
+        let results: Vec<_> = (0..100).map(|_| finished.recv().unwrap()).collect();
+        let refused = results
+            .iter()
+            .filter(|r| matches!(r, Err(StoreError::Overloaded)))
+            .count();
+        let stored = results.iter().filter(|r| r.is_ok()).count();
+        // The burst outruns two syncs per submission: most wait their turn in vain.
+        assert!(refused > 0, "none refused");
+        assert_eq!(refused + stored, 100, "{results:?}");
+        assert_eq!(self::stored(&store), stored);
+        assert_eq!(store.queued.used(), 0);
+        // Drained: the next is taken.
+        store.commit_observations(vec![spo2(1_000)]).unwrap();
+    }
+
+    #[test]
     fn a_second_store_on_the_directory_writes_directly_and_the_lock_outlives_no_store() {
         let tmp = tempfile::tempdir().unwrap();
         let first = open(tmp.path());

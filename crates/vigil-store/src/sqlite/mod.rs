@@ -12,6 +12,7 @@
 
 mod access;
 mod audit_log;
+mod budget;
 mod clinical;
 mod committer;
 pub(crate) mod intake_record;
@@ -62,6 +63,7 @@ pub struct SqliteStore {
     // Dropped in this order: the intake thread finishes, then the committer, then the last
     // checkpoint.
     writes: Writes,
+    queued: Arc<budget::QueueBudget>,
     _checkpointer: wal::Checkpointer,
 }
 
@@ -132,6 +134,7 @@ impl SqliteStore {
             connection: Mutex::new(connection),
             sealer,
             writes,
+            queued: budget::QueueBudget::new(settings.queue_bytes),
             _checkpointer: checkpointer,
         })
     }
@@ -139,12 +142,24 @@ impl SqliteStore {
     /// Queues prepared rows: `logged` (if any) runs once they are durable, `applied` once they
     /// are in the database. Without the intake log both are the database commit.
     fn submit_rows(&self, rows: Vec<PreparedRow>, logged: Option<Logged>, applied: Completion) {
-        match &self.writes {
-            // A submission too large for one record (only bulk loads make one) is not logged.
-            Writes::Logged(stage) => {
-                let record = intake_record::encode(&rows).ok();
-                stage.submit(rows, record, logged, applied);
+        // A submission too large for one record (only bulk loads make one) is not logged.
+        let record = match &self.writes {
+            Writes::Logged(_) => intake_record::encode(&rows).ok(),
+            Writes::Direct(_) => None,
+        };
+        let Some(charge) = self.queued.take(budget::cost(&rows, record.as_deref())) else {
+            if let Some(logged) = logged {
+                logged(Err(StoreError::Overloaded));
             }
+            return applied(Err(StoreError::Overloaded));
+        };
+        // The bytes are given back once the submission is done with, however it ended.
+        let applied: Completion = Box::new(move |result| {
+            drop(charge);
+            applied(result);
+        });
+        match &self.writes {
+            Writes::Logged(stage) => stage.submit(rows, record, logged, applied),
             Writes::Direct(committer) => {
                 let applied = match logged {
                     None => applied,
