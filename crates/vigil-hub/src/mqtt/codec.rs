@@ -154,11 +154,17 @@ pub enum ConnectRefusal {
 /// once its fixed header has arrived; `None` before, or if its remaining length is malformed
 /// (more than four bytes).
 pub fn frame_len(buffer: &[u8]) -> Option<usize> {
+    fixed_header(buffer).map(|(header, remaining)| header + remaining)
+}
+
+/// The fixed header at the start of `buffer`: its length (type byte and 1 to 4 bytes of
+/// remaining length in 7-bit groups) and the remaining length it declares.
+fn fixed_header(buffer: &[u8]) -> Option<(usize, usize)> {
     let mut remaining = 0usize;
     for (index, byte) in buffer.iter().skip(1).take(4).enumerate() {
         remaining |= usize::from(byte & 0x7f) << (7 * index);
         if byte & 0x80 == 0 {
-            return Some(1 + index + 1 + remaining);
+            return Some((1 + index + 1, remaining));
         }
     }
     None
@@ -170,15 +176,7 @@ pub fn connect_level(buffer: &[u8]) -> Option<u8> {
     if buffer.first().map(|b| b >> 4) != Some(1) {
         return None;
     }
-    // Remaining length: 1 to 4 bytes of 7-bit groups.
-    let mut offset = 1;
-    loop {
-        let byte = *buffer.get(offset)?;
-        offset += 1;
-        if byte & 0x80 == 0 || offset > 4 {
-            break;
-        }
-    }
+    let (offset, _) = fixed_header(buffer)?;
     let name_len = usize::from(u16::from_be_bytes([
         *buffer.get(offset)?,
         *buffer.get(offset + 1)?,
