@@ -417,10 +417,7 @@ impl ClinicalStore for SqliteStore {
     ) {
         match self.prepare(&observations) {
             Ok(rows) => self.submit_rows(rows, Some(logged), applied),
-            Err(error) => {
-                logged(Err(super::echo(&error)));
-                applied(Err(error));
-            }
+            Err(error) => super::refuse(Some(logged), applied, error),
         }
     }
 

@@ -235,14 +235,14 @@ impl IntakeStage {
             applied,
         };
         let Some(queue) = &self.queue else {
-            fail(submission, || StoreError::CommitterStopped);
+            fail(submission, StoreError::CommitterStopped);
             return;
         };
         match queue.try_send(submission) {
             Ok(()) => {}
-            Err(TrySendError::Full(submission)) => fail(submission, || StoreError::Overloaded),
+            Err(TrySendError::Full(submission)) => fail(submission, StoreError::Overloaded),
             Err(TrySendError::Disconnected(submission)) => {
-                fail(submission, || StoreError::CommitterStopped);
+                fail(submission, StoreError::CommitterStopped);
             }
         }
     }
@@ -266,11 +266,8 @@ impl Drop for IntakeStage {
     }
 }
 
-fn fail(submission: Submission, error: impl Fn() -> StoreError) {
-    if let Some(logged) = submission.logged {
-        logged(Err(error()));
-    }
-    (submission.applied)(Err(error()));
+fn fail(submission: Submission, error: StoreError) {
+    super::refuse(submission.logged, submission.applied, error);
 }
 
 /// `applied`, preceded by `logged` with the same outcome (for a submission that is durable
@@ -315,7 +312,7 @@ fn run(
                         tracing::error!(%error, "the intake log could not be written; ingest stops until the hub restarts");
                     }
                     let message = error.to_string();
-                    fail(submission, || StoreError::BatchFailed(message.clone()));
+                    fail(submission, StoreError::BatchFailed(message.clone()));
                 }
             }
         }
@@ -329,7 +326,7 @@ fn run(
             }
             let message = error.to_string();
             for (_, submission) in appended {
-                fail(submission, || StoreError::BatchFailed(message.clone()));
+                fail(submission, StoreError::BatchFailed(message.clone()));
             }
             continue;
         }

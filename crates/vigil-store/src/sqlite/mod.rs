@@ -148,10 +148,7 @@ impl SqliteStore {
             Writes::Direct(_) => None,
         };
         let Some(charge) = self.queued.take(budget::cost(&rows, record.as_deref())) else {
-            if let Some(logged) = logged {
-                logged(Err(StoreError::Overloaded));
-            }
-            return applied(Err(StoreError::Overloaded));
+            return refuse(logged, applied, StoreError::Overloaded);
         };
         // The bytes are given back once the submission is done with, however it ended.
         let applied: Completion = Box::new(move |result| {
@@ -188,11 +185,20 @@ impl SqliteStore {
     }
 }
 
+/// Tells a submission's listeners that it was refused with `error`.
+fn refuse(logged: Option<Logged>, applied: Completion, error: StoreError) {
+    if let Some(logged) = logged {
+        logged(Err(echo(&error)));
+    }
+    applied(Err(error));
+}
+
 /// The same refusal for a second listener (`StoreError` holds I/O errors, so is not `Clone`).
 fn echo(error: &StoreError) -> StoreError {
     match error {
         StoreError::Overloaded => StoreError::Overloaded,
         StoreError::CommitterStopped => StoreError::CommitterStopped,
+        StoreError::BatchFailed(message) => StoreError::BatchFailed(message.clone()),
         StoreError::Refused { patient, reason } => StoreError::Refused {
             patient: patient.clone(),
             reason: reason.clone(),
