@@ -373,6 +373,16 @@ mod tests {
         format!("record {n}").into_bytes()
     }
 
+    /// A new log in `dir` holding records 0 to `count - 1`, synced and closed.
+    fn write_records(dir: &Path, limit: u64, count: u64) {
+        let (mut log, seen) = open(dir, limit, 0);
+        assert!(seen.is_empty());
+        for n in 0..count {
+            assert_eq!(log.append(&record(n)).unwrap(), n);
+        }
+        log.sync().unwrap();
+    }
+
     fn segments(dir: &Path) -> Vec<u64> {
         list(dir).unwrap().0
     }
@@ -385,13 +395,7 @@ mod tests {
     fn appended_records_come_back_in_order_from_any_position() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("intake");
-        let (mut log, seen) = open(&dir, 1 << 20, 0);
-        assert!(seen.is_empty());
-        for n in 0..5 {
-            assert_eq!(log.append(&record(n)).unwrap(), n);
-        }
-        log.sync().unwrap();
-        drop(log);
+        write_records(&dir, 1 << 20, 5);
         let (log, seen) = open(&dir, 1 << 20, 2);
         assert_eq!(seen, (2..5).map(|n| (n, record(n))).collect::<Vec<_>>());
         assert_eq!(log.next_position(), 5);
@@ -406,12 +410,7 @@ mod tests {
     fn a_torn_tail_is_cut_and_appends_go_on_after_the_last_whole_record() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("intake");
-        let (mut log, _) = open(&dir, 1 << 20, 0);
-        for n in 0..3 {
-            log.append(&record(n)).unwrap();
-        }
-        log.sync().unwrap();
-        drop(log);
+        write_records(&dir, 1 << 20, 3);
         let path = segment_path(&dir, 0);
         let whole = std::fs::read(&path).unwrap().len();
         // Half of a fourth record, as a crash in the middle of its write leaves it.
@@ -461,12 +460,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("intake");
         // Tiny segments: one record each.
-        let (mut log, _) = open(&dir, 1, 0);
-        for n in 0..3 {
-            log.append(&record(n)).unwrap();
-        }
-        log.sync().unwrap();
-        drop(log);
+        write_records(&dir, 1, 3);
         assert_eq!(segments(&dir), [0, 1, 2]);
         let path = segment_path(&dir, 1);
         let mut bytes = std::fs::read(&path).unwrap();
@@ -573,12 +567,7 @@ mod tests {
     fn a_log_that_ends_before_what_was_applied_numbers_on_after_it() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("intake");
-        let (mut log, _) = open(&dir, 1 << 20, 0);
-        for n in 0..3 {
-            log.append(&record(n)).unwrap();
-        }
-        log.sync().unwrap();
-        drop(log);
+        write_records(&dir, 1 << 20, 3);
         // The database applied up to record 9: records 3 to 9 were in segments moved away.
         let (mut log, seen) = open(&dir, 1 << 20, 10);
         assert!(seen.is_empty());
